@@ -1,0 +1,5 @@
+// The Wasm ABI of the xenmm core. Each module re-exports what the host needs.
+
+export { machine_init, machine_ready, arm32_xenheap_pages } from "./mm/init";
+export * from "./mm/abi";
+export * from "./walk/walker";
