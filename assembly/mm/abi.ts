@@ -16,7 +16,8 @@ export {
   get_page, put_page, put_page_nr, put_page_alloc_ref, page_get_owner_and_reference, page_get_owner_and_nr_reference,
   is_xen_heap_page, is_xen_heap_mfn, is_special_page,
 } from "./refs";
-export { page_get_xenheap_gfn, page_set_xenheap_gfn } from "./xenheap_gfn";
+import { page_get_xenheap_gfn, page_set_xenheap_gfn } from "./xenheap_gfn";
+export { page_get_xenheap_gfn, page_set_xenheap_gfn };
 export { domain_slot_init, domain_set_flags, domain_set_max_pages, domain_slot_release, domain_tot_pages } from "./domain";
 
 export function last_error(): u32 { return hdr_u32(H_LAST_ERROR); }
@@ -68,3 +69,18 @@ export function domain_xenpage_count(d: u32): u32 { return page_list_count(dom_.
 export function domain_is_dying(d: u32): bool { return dom_.domain_is_dying(d); }
 export function domain_shared_info(d: u32): u64 { return dom_.domain_shared_info(d); }
 export function set_domain_shared_info(d: u32, mfn: u64): void { dom_.set_domain_shared_info(d, mfn); }
+
+// Batched GFN updates over a run of xenheap frames: one call, n updates.
+export function xenheap_gfn_set_range(mfn: u64, n: u32, gfn: u64): void {
+  for (let i: u32 = 0; i < n; i++) page_set_xenheap_gfn(mfn + i, gfn + i);
+}
+export function xenheap_gfn_get_range(mfn: u64, n: u32): u64 {
+  let sum: u64 = 0;
+  for (let i: u32 = 0; i < n; i++) sum += page_get_xenheap_gfn(mfn + i);
+  return sum;
+}
+// Mark a run of allocated frames as xenheap pages (arm64 PGC_xen_heap), for
+// bulk setups; equivalent to alloc_xenheap_pages' flagging step.
+export function mark_xen_heap_range(mfn: u64, n: u32): void {
+  for (let i: u32 = 0; i < n; i++) pi_.set_count_info(mfn + i, pi_.count_info(mfn + i) | pi_.PGC_xen_heap());
+}
