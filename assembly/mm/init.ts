@@ -1,7 +1,7 @@
 // Boot: header, frame table and heap for one RAM bank [ram_start, ram_start + nr).
 
 import {
-  HDR_MAGIC, HDR_VERSION, hdr_set_u32, hdr_set_u64, hdr_u32,
+  HDR, HDR_SIZE, HDR_MAGIC, HDR_VERSION, hdr_set_u32, hdr_set_u64, hdr_u32,
   H_MAGIC, H_VERSION, H_ARCH, H_REVISION, H_FEATURES, H_RAM_START, H_NR_FRAMES, H_FT_BASE_PDX,
   H_FRAME_TABLE, H_MAX_PAGE, H_XENHEAP_START, H_XENHEAP_END, H_LAST_ERROR, ARCH_ARM64,
   xen_bug, BUG_EMULATOR,
@@ -30,6 +30,8 @@ export function arm32_xenheap_pages(nr: u64): u64 {
 
 export function machine_init(arch_: u32, revision_: u32, features: u32, ram_start: u64, nr: u64,
                              static_start: u64, static_nr: u64): void {
+  // A standalone walker may have used the header before: start from zero.
+  memory.fill(HDR(), 0, HDR_SIZE);
   hdr_set_u32(H_MAGIC, HDR_MAGIC);
   hdr_set_u32(H_VERSION, HDR_VERSION);
   region_reset();

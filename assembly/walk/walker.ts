@@ -60,13 +60,9 @@
 //    level 1: 31-43, level 2: 22-34); SL0 = 3 (level 3, FEAT_TTST) is reserved.
 //  * Access values other than 0/1/2 are treated as read.
 
-import { hdr_u32, hdr_set_u32, H_MAGIC, H_VERSION, HDR, HDR_MAGIC, HDR_VERSION } from "../mem/machine";
+import { hdr_u32, hdr_set_u32, H_MAGIC, H_VERSION, H_WALK, HDR, HDR_MAGIC, HDR_VERSION } from "../mem/machine";
 import { region_reset, region_alloc } from "../mem/region";
 import { backing_init, backing_get, backing_lookup } from "../mem/backing";
-
-// Header word holding the walk block address. Taken from the reserved range
-// 152..255 of the header (machine.ts); to be listed there as H_WALK.
-export const H_WALK: usize = 248;
 
 export const WALK_FAULT: u64 = 0x8000000000000000;
 export const WFT_ADDRESS_SIZE: u32 = 1;
