@@ -3,3 +3,4 @@
 export { machine_init, machine_ready, arm32_xenheap_pages } from "./mm/init";
 export * from "./mm/abi";
 export * from "./walk/walker";
+export * from "./p2m/abi";

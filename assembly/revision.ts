@@ -29,6 +29,12 @@ export const F_GET_PAGE_NR: u32 = 1 << 7;
 export const F_GET_PAGE_FROM_GFN_LOCKED: u32 = 1 << 8;
 // HEAD: put_page frees PGC_static pages with free_domstatic_page (FS 3.11).
 export const F_STATIC_FREE_DOMSTATIC: u32 = 1 << 9;
+// 6d44fb48bd (4.18.0-rc1): arm32 uses the pa_range_info table; a 32-bit IPA
+// configuration exists (T0SZ 0, level-1 root of 1 page, VTCR 0x80003540) (FS 5.2).
+export const F_ARM32_PA_RANGE_32: u32 = 1 << 10;
+// 14c57887f3 (4.21.0-rc1): p2m_invalidate_root loops over P2M_ROOT_PAGES, not
+// P2M_ROOT_LEVEL (FS 6.11, 11.9).
+export const F_INVALIDATE_ROOT_PAGES: u32 = 1 << 11;
 
 // @ts-ignore: decorator
 @inline export function feature(f: u32): bool { return (hdr_u32(H_FEATURES) & f) != 0; }
