@@ -84,3 +84,12 @@ export function xenheap_gfn_get_range(mfn: u64, n: u32): u64 {
 export function mark_xen_heap_range(mfn: u64, n: u32): void {
   for (let i: u32 = 0; i < n; i++) pi_.set_count_info(mfn + i, pi_.count_info(mfn + i) | pi_.PGC_xen_heap());
 }
+
+// Host iteration of a domain's page lists (relinquish_memory order). ~0 = end.
+import { page_list_first, page_list_next } from "./page_list";
+export function domain_page_first(d: u32): u64 { return page_list_first(dom_.dom_page_list(d)); }
+export function domain_page_next(d: u32, mfn: u64): u64 { return page_list_next(mfn, dom_.dom_page_list(d)); }
+export function domain_xenpage_first(d: u32): u64 { return page_list_first(dom_.dom_xenpage_list(d)); }
+export function domain_xenpage_next(d: u32, mfn: u64): u64 { return page_list_next(mfn, dom_.dom_xenpage_list(d)); }
+// page_set_owner(pg, NULL) (gnttab_unpopulate_status_frames).
+export function page_clear_owner(mfn: u64): void { pi_.set_owner_va(mfn, 0); }
