@@ -1,0 +1,332 @@
+// Fuzz campaigns: many episodes (fresh machine + generated op stream each),
+// spread over worker_threads (one Wasm instance per worker), with a progress
+// bar, reproducers (shrunk) and a JSON summary.
+//
+// Seed space: episode e of a campaign with base seed S has seed
+// episodeSeed(S, e). Shard i/n takes the episodes e with e % n == i; inside a
+// shard, worker w of W takes every W-th of those. So the set of episodes run
+// is independent of the worker count, and shards partition the space.
+
+import { Worker } from "node:worker_threads";
+import { fileURLToPath } from "node:url";
+import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Arch, Revision } from "../machine/api.js";
+import { defaultDomains, encodeValue, type FuzzStep } from "./generator.js";
+import type { InvariantName, Violation } from "./invariants.js";
+import { runSeed, reproTest, replayRepro, type WorldConfig } from "./replay.js";
+import { shrink, type FuzzRepro } from "./shrink.js";
+
+export interface CampaignOptions {
+  revision: Revision;
+  arch?: Arch;
+  /** Total ops (steps) to run across workers (default 100000). */
+  ops?: number;
+  seed?: number;
+  /** worker_threads; 0 = run in this thread (default 1). */
+  workers?: number;
+  interleave?: boolean;
+  shard?: { index: number; count: number };
+  /** Output directory for reproducers + summary.json (none if omitted). */
+  outDir?: string;
+  /** Ops per episode (fresh machine each; default 400). */
+  episodeOps?: number;
+  /** Stop everything once every invariant listed has been violated (or any, with "any"). */
+  stopWhen?: InvariantName[] | "any";
+  /** Wall-clock limit (ms). */
+  timeLimitMs?: number;
+  /** Shrink the first reproducer of each invariant (default true when outDir is set). */
+  shrink?: boolean;
+  /** Progress bar on stderr (default: stderr is a TTY). */
+  progress?: boolean;
+  /** Full invariant scan every N ops (default 64). */
+  fullEvery?: number;
+  ipaBits?: number;
+}
+
+export interface InvariantSummary {
+  count: number;
+  /** ms since the campaign started. */
+  firstTimeMs: number;
+  /** Ops run by the finding worker before it (campaign-wide estimate: ops of all workers at that time). */
+  firstOpsTotal: number;
+  firstSeed: number;
+  firstEpisodeOp: number;
+  message: string;
+  repro?: string;
+  reproSteps?: number;
+}
+
+export interface CampaignSummary {
+  revision: Revision;
+  arch: Arch;
+  interleave: boolean;
+  seed: number;
+  shard: string;
+  workers: number;
+  opsRun: number;
+  episodes: number;
+  seconds: number;
+  opsPerSec: number;
+  violations: Partial<Record<InvariantName, InvariantSummary>>;
+}
+
+export function episodeSeed(base: number, e: number): number {
+  let z = (Math.imul(base ^ 0x5bd1e995, 0x9e3779b1) + Math.imul(e + 1, 0x85ebca6b)) >>> 0;
+  z = Math.imul(z ^ (z >>> 16), 0x7feb352d) >>> 0;
+  z = Math.imul(z ^ (z >>> 15), 0x846ca68b) >>> 0;
+  return (z ^ (z >>> 16)) >>> 0;
+}
+
+/** Messages from a worker. */
+export type WorkerMsg =
+  | { t: "progress"; ops: number; episodes: number }
+  | { t: "violation"; v: Violation; seed: number; ops: number; steps: unknown[] }
+  | { t: "done"; ops: number; episodes: number };
+
+export interface WorkerJob {
+  world: WorldConfig;
+  seed: number;
+  episodeOps: number;
+  interleave: boolean;
+  fullEvery: number;
+  /** Episode indices e = first + k * stride. */
+  first: number;
+  stride: number;
+  ops: number;
+  deadline: number;
+}
+
+/** The loop run by each worker (or inline). */
+export async function workerLoop(job: WorkerJob, post: (m: WorkerMsg) => void, shouldStop: () => boolean): Promise<void> {
+  let ops = 0;
+  let episodes = 0;
+  let lastProgress = Date.now();
+  const seen = new Set<InvariantName>();
+  for (let e = job.first; ops < job.ops && !shouldStop() && Date.now() < job.deadline; e += job.stride) {
+    const seed = episodeSeed(job.seed, e);
+    const n = Math.min(job.episodeOps, job.ops - ops);
+    const res = await runSeed(job.world, seed, n, { interleave: job.interleave, fullEvery: job.fullEvery });
+    for (const v of res.violations) {
+      post({ t: "violation", v: jsonSafe(v), seed, ops: ops + v.op + 1, steps: seen.has(v.invariant) ? [] : res.steps.slice(0, v.op + 1).map(encodeValue) });
+      seen.add(v.invariant);
+    }
+    ops += res.steps.length;
+    episodes++;
+    const now = Date.now();
+    if (now - lastProgress > 150) {
+      lastProgress = now;
+      post({ t: "progress", ops, episodes });
+      await new Promise((r) => setImmediate(r)); // let control messages in
+    }
+  }
+  post({ t: "done", ops, episodes });
+}
+
+function jsonSafe<T>(v: T): T {
+  return JSON.parse(JSON.stringify(encodeValue(v))) as T;
+}
+
+function workerUrl(): { file: string; execArgv: string[] } {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith(".ts")) return { file: here.replace(/campaign\.ts$/, "worker.ts"), execArgv: ["--import", "tsx"] };
+  return { file: here.replace(/campaign\.js$/, "worker.js"), execArgv: [] };
+}
+
+class Progress {
+  private last = 0;
+  constructor(private readonly enabled: boolean, private readonly total: number) {}
+  draw(ops: number, t0: number, viol: number, force = false): void {
+    if (!this.enabled) return;
+    const now = Date.now();
+    if (!force && now - this.last < 200) return;
+    this.last = now;
+    const frac = Math.min(1, ops / Math.max(1, this.total));
+    const w = 30;
+    const bar = "#".repeat(Math.round(frac * w)).padEnd(w, ".");
+    const rate = ops / Math.max(0.001, (now - t0) / 1000);
+    process.stderr.write(`\r[${bar}] ${(frac * 100).toFixed(0).padStart(3)}% ${ops} ops ${fmtRate(rate)} ops/s violations ${viol}   `);
+  }
+  end(): void {
+    if (this.enabled) process.stderr.write("\n");
+  }
+}
+
+function fmtRate(r: number): string {
+  return r >= 1e6 ? (r / 1e6).toFixed(2) + "M" : r >= 1e3 ? (r / 1e3).toFixed(1) + "k" : r.toFixed(0);
+}
+
+export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummary> {
+  const arch = opts.arch ?? "arm64";
+  const world: WorldConfig = { revision: opts.revision, arch, ipaBits: opts.ipaBits, domains: defaultDomains() };
+  const total = opts.ops ?? 100_000;
+  const seed = opts.seed ?? 1;
+  const workers = opts.workers ?? 1;
+  const shard = opts.shard ?? { index: 0, count: 1 };
+  const nThreads = Math.max(1, workers);
+  const t0 = Date.now();
+  const deadline = opts.timeLimitMs ? t0 + opts.timeLimitMs : Number.MAX_SAFE_INTEGER;
+  const progress = new Progress(opts.progress ?? process.stderr.isTTY === true, total);
+  const summary: CampaignSummary = {
+    revision: opts.revision,
+    arch,
+    interleave: opts.interleave ?? false,
+    seed,
+    shard: `${shard.index}/${shard.count}`,
+    workers,
+    opsRun: 0,
+    episodes: 0,
+    seconds: 0,
+    opsPerSec: 0,
+    violations: {},
+  };
+  const firstRuns = new Map<InvariantName, { seed: number; steps: unknown[]; v: Violation }>();
+  const opsBy = new Array<number>(nThreads).fill(0);
+  const epsBy = new Array<number>(nThreads).fill(0);
+  let stop = false;
+  const stopCheck = () => {
+    if (opts.stopWhen === undefined) return false;
+    const found = Object.keys(summary.violations) as InvariantName[];
+    if (opts.stopWhen === "any") return found.length > 0;
+    return opts.stopWhen.every((i) => found.includes(i));
+  };
+  const onMsg = (w: number, m: WorkerMsg) => {
+    if (m.t === "progress" || m.t === "done") {
+      opsBy[w] = m.ops;
+      epsBy[w] = m.episodes;
+    } else {
+      const inv = m.v.invariant;
+      const cur = summary.violations[inv];
+      const opsTotal = opsBy.reduce((a, b) => a + b, 0) - opsBy[w] + m.ops;
+      if (cur === undefined) {
+        summary.violations[inv] = { count: 1, firstTimeMs: Date.now() - t0, firstOpsTotal: opsTotal, firstSeed: m.seed, firstEpisodeOp: m.v.op, message: m.v.message };
+        firstRuns.set(inv, { seed: m.seed, steps: m.steps, v: m.v });
+      } else cur.count++;
+      if (stopCheck()) stop = true;
+    }
+    const vi = Object.values(summary.violations).reduce((a, v) => a + (v?.count ?? 0), 0);
+    progress.draw(opsBy.reduce((a, b) => a + b, 0), t0, vi);
+  };
+  const per = Math.ceil(total / nThreads);
+  const jobs: WorkerJob[] = [];
+  for (let w = 0; w < nThreads; w++) {
+    jobs.push({
+      world,
+      seed,
+      episodeOps: opts.episodeOps ?? 400,
+      interleave: opts.interleave ?? false,
+      fullEvery: opts.fullEvery ?? 64,
+      first: shard.index + shard.count * w,
+      stride: shard.count * nThreads,
+      ops: Math.min(per, total - per * w),
+      deadline,
+    });
+  }
+  if (workers === 0) {
+    await workerLoop(jobs[0], (m) => onMsg(0, m), () => stop);
+  } else {
+    const { file, execArgv } = workerUrl();
+    await Promise.all(
+      jobs.map(
+        (job, w) =>
+          new Promise<void>((resolve, reject) => {
+            const wk = new Worker(file, { execArgv, workerData: job });
+            let stopped = false;
+            const poll = setInterval(() => {
+              if (stop && !stopped) {
+                stopped = true;
+                wk.postMessage("stop");
+              }
+            }, 50);
+            wk.on("message", (m: WorkerMsg) => onMsg(w, m));
+            wk.on("error", (e) => {
+              clearInterval(poll);
+              reject(e);
+            });
+            wk.on("exit", () => {
+              clearInterval(poll);
+              resolve();
+            });
+          }),
+      ),
+    );
+  }
+  summary.opsRun = opsBy.reduce((a, b) => a + b, 0);
+  summary.episodes = epsBy.reduce((a, b) => a + b, 0);
+  summary.seconds = (Date.now() - t0) / 1000;
+  summary.opsPerSec = Math.round(summary.opsRun / Math.max(0.001, summary.seconds));
+  progress.draw(summary.opsRun, t0, Object.values(summary.violations).reduce((a, v) => a + (v?.count ?? 0), 0), true);
+  progress.end();
+
+  if (opts.outDir) {
+    mkdirSync(opts.outDir, { recursive: true });
+    for (const [inv, run] of firstRuns) {
+      const { decodeValue } = await import("./generator.js");
+      let repro: FuzzRepro = {
+        revision: opts.revision,
+        arch,
+        ipaBits: opts.ipaBits,
+        domains: world.domains!,
+        steps: run.steps.map((s) => decodeValue(s) as FuzzStep),
+        expect: { invariant: inv, op: run.v.op, message: run.v.message },
+        seed: run.seed,
+      };
+      if (opts.shrink ?? true) repro = await shrink(repro, inv, reproTest, { timeoutMs: 30_000 });
+      const check = await replayRepro(repro);
+      const v = check.violations.find((x) => x.invariant === inv);
+      if (v) repro.expect = { invariant: inv, op: v.op, message: v.message };
+      const file = join(opts.outDir, `repro-${opts.revision}-${inv}-${run.seed}.json`);
+      writeFileSync(file, reproToJson(repro));
+      summary.violations[inv]!.repro = file;
+      summary.violations[inv]!.reproSteps = repro.steps.length;
+    }
+    writeFileSync(join(opts.outDir, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
+  }
+  return summary;
+}
+
+/** A reproducer as a JSON document (the fuzz section of the run format). */
+export function reproToJson(r: FuzzRepro): string {
+  return JSON.stringify(encodeValue({ format: "xenmm-fuzz-repro/1", ...r }), null, 2) + "\n";
+}
+
+/** Merge campaign summaries (e.g. shards). */
+export function mergeSummaries(list: CampaignSummary[]): CampaignSummary {
+  if (list.length === 0) throw new Error("merge: no summaries");
+  const out: CampaignSummary = { ...list[0], violations: {}, opsRun: 0, episodes: 0, seconds: 0, opsPerSec: 0, shard: list.map((s) => s.shard).join(",") };
+  for (const s of list) {
+    out.opsRun += s.opsRun;
+    out.episodes += s.episodes;
+    out.seconds = Math.max(out.seconds, s.seconds);
+    for (const [k, v] of Object.entries(s.violations) as Array<[InvariantName, InvariantSummary]>) {
+      const cur = out.violations[k];
+      if (cur === undefined) out.violations[k] = { ...v };
+      else {
+        cur.count += v.count;
+        if (v.firstTimeMs < cur.firstTimeMs) Object.assign(cur, { ...v, count: cur.count });
+      }
+    }
+  }
+  out.opsPerSec = Math.round(out.opsRun / Math.max(0.001, out.seconds));
+  return out;
+}
+
+export function readSummary(file: string): CampaignSummary {
+  return JSON.parse(readFileSync(file, "utf8")) as CampaignSummary;
+}
+
+/** A few seconds of fuzzing with a progress bar, for `npm start`'s demo. */
+export async function shortCampaign(opts: Partial<CampaignOptions> & { seconds?: number } = {}): Promise<CampaignSummary> {
+  return runCampaign({
+    revision: opts.revision ?? "head",
+    arch: opts.arch ?? "arm64",
+    ops: opts.ops ?? 1_000_000,
+    seed: opts.seed ?? 1,
+    workers: opts.workers ?? 1,
+    interleave: opts.interleave ?? false,
+    timeLimitMs: (opts.seconds ?? 3) * 1000,
+    progress: opts.progress ?? true,
+    outDir: opts.outDir,
+    shrink: opts.shrink ?? false,
+  });
+}

@@ -1,0 +1,136 @@
+// `xenmm fuzz ...` and `xenmm fuzz merge ...`.
+
+import { writeFileSync } from "node:fs";
+import { REVISIONS, type Arch, type Revision } from "../machine/api.js";
+import { mergeSummaries, readSummary, runCampaign, type CampaignSummary } from "./campaign.js";
+
+export const FUZZ_USAGE = `usage:
+  xenmm fuzz --revision pre|harden|gfn|head [--ops N] [--seed S] [--workers K]
+             [--interleave] [--shard i/n] [--out DIR] [--arch arm64|arm32]
+             [--episode-ops N] [--time SECONDS] [--stop-on-first] [--no-shrink]
+  xenmm fuzz merge A.json B.json ... [--out FILE]
+
+Runs generated hypercall streams (fresh machine per episode of --episode-ops
+steps, default 400) and checks the invariants after every step. With --out,
+writes summary.json and one shrunk reproducer per violated invariant
+(replay with: xenmm fuzz replay FILE.json).
+  xenmm fuzz replay FILE.json      replay a reproducer with the invariants on
+`;
+
+function parseNum(s: string | undefined, what: string): number {
+  if (s === undefined) throw new Error(`${what}: missing value`);
+  const n = Number(s);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${what}: bad number ${JSON.stringify(s)}`);
+  return n;
+}
+
+function printSummary(s: CampaignSummary): void {
+  const lines = [
+    `revision ${s.revision} (${s.arch})${s.interleave ? " interleaved" : ""}, shard ${s.shard}, ${s.workers} worker(s)`,
+    `${s.opsRun} ops in ${s.seconds.toFixed(1)} s (${s.opsPerSec} ops/s), ${s.episodes} episodes`,
+  ];
+  const v = Object.entries(s.violations);
+  if (v.length === 0) lines.push("no invariant violated");
+  for (const [k, x] of v) {
+    lines.push(`  ${k}: ${x!.count} (first after ${(x!.firstTimeMs / 1000).toFixed(2)} s, ~${x!.firstOpsTotal} ops, seed ${x!.firstSeed} op ${x!.firstEpisodeOp})${x!.repro ? ` -> ${x!.repro} (${x!.reproSteps} steps)` : ""}`);
+    lines.push(`     ${x!.message}`);
+  }
+  process.stdout.write(lines.join("\n") + "\n");
+}
+
+export async function fuzzMain(argv: string[]): Promise<number> {
+  try {
+    if (argv[0] === "-h" || argv[0] === "--help") {
+      process.stdout.write(FUZZ_USAGE);
+      return 0;
+    }
+    if (argv[0] === "merge") {
+      const files: string[] = [];
+      let out: string | undefined;
+      for (let i = 1; i < argv.length; i++) {
+        if (argv[i] === "--out") out = argv[++i];
+        else files.push(argv[i]);
+      }
+      if (files.length === 0) throw new Error("merge: no summary files");
+      const m = mergeSummaries(files.map(readSummary));
+      const text = JSON.stringify(m, null, 2) + "\n";
+      if (out) writeFileSync(out, text);
+      else process.stdout.write(text);
+      return 0;
+    }
+    if (argv[0] === "replay") {
+      const { readFileSync } = await import("node:fs");
+      const { decodeRepro } = await import("./repro-file.js");
+      const { replayRepro } = await import("./replay.js");
+      const r = decodeRepro(readFileSync(argv[1], "utf8"));
+      const res = await replayRepro(r);
+      for (const v of res.violations) process.stdout.write(`op ${v.op}: ${v.invariant}: ${v.message}\n`);
+      if (res.violations.length === 0) process.stdout.write("no invariant violated\n");
+      const exp = r.expect;
+      if (exp) {
+        const same = res.violations.some((v) => v.invariant === exp.invariant && v.op === exp.op);
+        process.stdout.write(same ? `reproduced: ${exp.invariant} at op ${exp.op}\n` : `NOT reproduced: expected ${exp.invariant} at op ${exp.op}\n`);
+        return same ? 1 : 3;
+      }
+      return res.violations.length > 0 ? 1 : 0;
+    }
+    let revision: Revision | undefined;
+    let arch: Arch = "arm64";
+    let ops = 100_000;
+    let seed = 1;
+    let workers = 1;
+    let interleave = false;
+    let shard = { index: 0, count: 1 };
+    let outDir: string | undefined;
+    let episodeOps: number | undefined;
+    let time: number | undefined;
+    let stopOnFirst = false;
+    let doShrink = true;
+    for (let i = 0; i < argv.length; i++) {
+      const a = argv[i];
+      switch (a) {
+        case "--revision": {
+          const r = argv[++i] as Revision;
+          if (!REVISIONS.includes(r)) throw new Error(`--revision: expected one of ${REVISIONS.join(", ")}`);
+          revision = r;
+          break;
+        }
+        case "--arch": {
+          const x = argv[++i];
+          if (x !== "arm64" && x !== "arm32") throw new Error("--arch: arm64 or arm32");
+          arch = x;
+          break;
+        }
+        case "--ops": ops = parseNum(argv[++i], a); break;
+        case "--seed": seed = parseNum(argv[++i], a) >>> 0; break;
+        case "--workers": workers = parseNum(argv[++i], a); break;
+        case "--interleave": interleave = true; break;
+        case "--episode-ops": episodeOps = parseNum(argv[++i], a); break;
+        case "--time": time = parseNum(argv[++i], a); break;
+        case "--stop-on-first": stopOnFirst = true; break;
+        case "--no-shrink": doShrink = false; break;
+        case "--out": outDir = argv[++i]; break;
+        case "--shard": {
+          const m = /^(\d+)\/(\d+)$/.exec(argv[++i] ?? "");
+          if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2])) throw new Error("--shard: expected i/n with 0 <= i < n");
+          shard = { index: Number(m[1]), count: Number(m[2]) };
+          break;
+        }
+        default:
+          throw new Error(`unknown argument ${JSON.stringify(a)}`);
+      }
+    }
+    if (revision === undefined) throw new Error("--revision is required");
+    const s = await runCampaign({
+      revision, arch, ops, seed, workers, interleave, shard, outDir, episodeOps,
+      timeLimitMs: time !== undefined ? time * 1000 : undefined,
+      stopWhen: stopOnFirst ? "any" : undefined,
+      shrink: doShrink,
+    });
+    printSummary(s);
+    return Object.keys(s.violations).length > 0 ? 1 : 0;
+  } catch (e) {
+    process.stderr.write(`xenmm fuzz: ${(e as Error).message}\n\n${FUZZ_USAGE}`);
+    return 2;
+  }
+}

@@ -1,0 +1,74 @@
+// What the fuzzer needs from a machine: issue hypercalls (whole or as
+// interleavable generators), run the domain life cycle, and look inside
+// (P2M change log, frame table, grant-table frames, lock audit). The
+// implementation over the real host layer is in machine-host.ts; keeping the
+// fuzzer behind this narrow interface keeps the invariants independent of the
+// host's internals.
+
+import type { Arch, HypercallRequest, HypercallResult, Revision } from "../machine/api.js";
+import type { LockGen } from "../locks/index.js";
+
+/** A P2M descriptor write (from the core's P2M-change log). */
+export interface P2mWrite {
+  domid: number;
+  gfn: number;
+  level: number;
+  /** Old / new descriptor as (lo, hi) u32 halves. */
+  oldLo: number;
+  oldHi: number;
+  newLo: number;
+  newHi: number;
+}
+
+export interface PageView {
+  /** count_info split in two u32 halves (arm32: hi = 0). */
+  countLo: number;
+  countHi: number;
+  typeLo: number;
+  typeHi: number;
+  /** Owner domid, -1 = none, -2 = unknown/other (e.g. dom_xen). */
+  owner: number;
+}
+
+export interface GrantView {
+  version: number;
+  nrGrantFrames: number;
+  nrStatusFrames: number;
+  shared: number[];
+  status: number[];
+  /** PRE/HARDEN: the arch arrays (INVALID_GFN as -1); null at GFN/HEAD. */
+  sharedGfn: Array<number | bigint> | null;
+  statusGfn: Array<number | bigint> | null;
+}
+
+export interface LockFinding {
+  kind: "lock-order" | "gfn-audit" | "lock-assert" | "deadlock";
+  message: string;
+}
+
+export interface FuzzHost {
+  readonly revision: Revision;
+  readonly arch: Arch;
+  readonly ipaBits: number;
+  /** Non-null once the hypervisor died. */
+  crash(): { kind: string; path: string } | null;
+  call(caller: number, req: HypercallRequest): HypercallResult;
+  gen(caller: number, vcpu: number, req: HypercallRequest): LockGen<HypercallResult>;
+  createDomain(domid: number): void;
+  destroyDomain(domid: number): void;
+  /** Domain ids that exist (not destroyed), with their dying flag. */
+  domids(): number[];
+  dying(domid: number): boolean;
+  /** New P2M writes since the last call (null if the log overflowed). */
+  drainP2m(): P2mWrite[] | null;
+  /** Every valid leaf of domid's P2M, by walking its tables: [gfn, lo, hi, level] quadruples. */
+  walkP2m(domid: number): number[] | null;
+  /** Frame-table view; null if the MFN is not valid. */
+  page(mfn: number): PageView | null;
+  /** All RAM MFNs [first, end). */
+  ramRange(): [number, number];
+  grant(domid: number): GrantView | null;
+  sharedInfoMfn(domid: number): number | null;
+  /** New lock-layer findings since the last call. */
+  drainLockFindings(): LockFinding[];
+}

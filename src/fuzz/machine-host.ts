@@ -1,0 +1,216 @@
+// FuzzHost over the real host layer (src/machine).
+
+import { createMachine, type MachineImpl } from "../machine/machine.js";
+import type { DomainConfig, HypercallRequest, HypercallResult, MachineConfig } from "../machine/api.js";
+import type { LockGen } from "../locks/index.js";
+import type { FuzzHost, GrantView, LockFinding, P2mWrite, PageView } from "./host.js";
+import { defaultDomains, type FuzzDomainSpec } from "./generator.js";
+import type { WorldConfig } from "./replay.js";
+
+/** RAM of a fuzz machine: small, so full frame-table scans stay cheap. */
+export const FUZZ_RAM_FRAMES = 0x4000;
+
+export function fuzzMachineConfig(world: WorldConfig): MachineConfig {
+  return {
+    arch: world.arch,
+    revision: world.revision,
+    ramFrames: FUZZ_RAM_FRAMES,
+    ipaBits: world.ipaBits,
+    xenOptions: { gnttabMaxVersion: 2 },
+  };
+}
+
+export function domainConfig(s: FuzzDomainSpec): DomainConfig {
+  return { domid: s.domid, privileged: s.privileged, ramPages: s.ramPages, ramBaseGfn: s.ramBaseGfn, maxPages: s.maxPages, maxGrantFrames: s.maxGrantFrames };
+}
+
+type Snap = Map<number, { mfn: number; t: number }>;
+
+export class MachineHost implements FuzzHost {
+  readonly revision;
+  readonly arch;
+  readonly ipaBits: number;
+  private readonly specs = new Map<number, FuzzDomainSpec>();
+  private readonly snaps = new Map<number, Snap>();
+  private lockdepSeen = 0;
+  private auditSeen = 0;
+  private readonly is64: boolean;
+  private dv: DataView | null = null;
+  private ftPtr = 0;
+  private ftBase = 0;
+  private piSize = 0;
+  private ram: [number, number];
+
+  constructor(readonly m: MachineImpl, domains: FuzzDomainSpec[]) {
+    this.revision = m.revision;
+    this.arch = m.arch;
+    this.ipaBits = m.ipaBits;
+    this.is64 = m.arch === "arm64";
+    for (const s of domains) this.specs.set(s.domid, s);
+    const c = m.core;
+    this.ftPtr = c.frame_table_ptr();
+    this.ftBase = Number(c.frametable_base_pdx());
+    this.piSize = c.page_info_size();
+    this.ram = [Number(c.ram_start_mfn()), Number(c.max_page())];
+  }
+
+  crash(): { kind: string; path: string } | null {
+    return this.m.crashed;
+  }
+
+  call(caller: number, req: HypercallRequest): HypercallResult {
+    return this.m.hypercall(req, { caller, vcpu: 0 });
+  }
+
+  gen(caller: number, vcpu: number, req: HypercallRequest): LockGen<HypercallResult> {
+    return this.m.hypercallGen(req, { caller, vcpu });
+  }
+
+  createDomain(domid: number): void {
+    const s = this.specs.get(domid);
+    if (s === undefined || this.m.domain(domid) !== undefined) return;
+    this.m.createDomain(domainConfig(s));
+  }
+
+  destroyDomain(domid: number): void {
+    this.m.destroyDomain(domid);
+  }
+
+  domids(): number[] {
+    const out: number[] = [];
+    for (const [id, d] of this.m.domains) if (!d.system) out.push(id);
+    return out;
+  }
+
+  dying(domid: number): boolean {
+    const d = this.m.domain(domid);
+    return d === undefined || d.dying;
+  }
+
+  private snapshot(domid: number): Snap {
+    const s: Snap = new Map();
+    for (const r of this.m.p2mRuns(domid)) {
+      const g = Number(r.gfn), mfn = Number(r.mfn), n = Number(r.nr);
+      for (let i = 0; i < n; i++) s.set(g + i, { mfn: mfn + i, t: r.type });
+    }
+    return s;
+  }
+
+  drainP2m(): P2mWrite[] | null {
+    const out: P2mWrite[] = [];
+    const seen = new Set<number>();
+    for (const domid of this.domids()) {
+      seen.add(domid);
+      const now = this.snapshot(domid);
+      const before = this.snaps.get(domid) ?? new Map();
+      for (const [g, o] of before) {
+        const n = now.get(g);
+        if (n === undefined || n.mfn !== o.mfn || n.t !== o.t) out.push(write(domid, g, o, n ?? null));
+      }
+      for (const [g, n] of now) if (!before.has(g)) out.push(write(domid, g, null, n));
+      this.snaps.set(domid, now);
+    }
+    for (const [domid, before] of this.snaps) {
+      if (seen.has(domid)) continue;
+      for (const [g, o] of before) out.push(write(domid, g, o, null));
+      this.snaps.delete(domid);
+    }
+    return out;
+  }
+
+  walkP2m(domid: number): number[] | null {
+    if (this.m.domain(domid) === undefined) return null;
+    const out: number[] = [];
+    for (const r of this.m.p2mRuns(domid)) {
+      const g = Number(r.gfn), mfn = Number(r.mfn), n = Number(r.nr);
+      for (let i = 0; i < n; i++) {
+        const [lo, hi] = desc(mfn + i, r.type);
+        out.push(g + i, lo, hi, 3);
+      }
+    }
+    return out;
+  }
+
+  page(mfn: number): PageView | null {
+    if (mfn < this.ram[0] || mfn >= this.ram[1]) return null;
+    const buf = this.m.core.memory.buffer;
+    if (this.dv === null || this.dv.buffer !== buf) this.dv = new DataView(buf);
+    const p = this.ftPtr + (mfn - this.ftBase) * this.piSize;
+    const dv = this.dv;
+    let countLo: number, countHi: number, typeLo: number, typeHi: number;
+    if (this.is64) {
+      countLo = dv.getUint32(p + 16, true);
+      countHi = dv.getUint32(p + 20, true);
+      typeLo = dv.getUint32(p + 24, true);
+      typeHi = dv.getUint32(p + 28, true);
+    } else {
+      countLo = dv.getUint32(p + 8, true);
+      countHi = 0;
+      typeLo = dv.getUint32(p + 12, true);
+      typeHi = 0;
+    }
+    const slot = this.m.core.page_owner(BigInt(mfn));
+    const d = slot === 0 ? undefined : this.m.bySlot[slot];
+    const owner = slot === 0 ? -1 : d === undefined || d.system ? -2 : d.domid;
+    return { countLo, countHi, typeLo, typeHi, owner };
+  }
+
+  ramRange(): [number, number] {
+    return this.ram;
+  }
+
+  grant(domid: number): GrantView | null {
+    const d = this.m.domain(domid);
+    const g = d?.grant;
+    if (!g) return null;
+    return {
+      version: g.version,
+      nrGrantFrames: g.nrGrantFrames,
+      nrStatusFrames: g.nrStatusFrames,
+      shared: g.shared.slice(0, g.nrGrantFrames).map(Number),
+      status: g.status.slice(0, g.nrStatusFrames).map(Number),
+      sharedGfn: g.sharedGfn ? g.sharedGfn.slice(0, g.nrGrantFrames) : null,
+      statusGfn: g.statusGfn ? g.statusGfn.slice(0, g.nrStatusFrames) : null,
+    };
+  }
+
+  sharedInfoMfn(domid: number): number | null {
+    const d = this.m.domain(domid);
+    if (!d || d.sharedInfo === this.m.INVALID) return null;
+    return Number(d.sharedInfo);
+  }
+
+  drainLockFindings(): LockFinding[] {
+    const out: LockFinding[] = [];
+    const lv = this.m.lockdep.violations;
+    for (; this.lockdepSeen < lv.length; this.lockdepSeen++) out.push({ kind: "lock-order", message: lv[this.lockdepSeen].message });
+    const c = this.m.gfnAudit.counts.violations;
+    if (c > this.auditSeen) {
+      const v = this.m.gfnAudit.violations();
+      const f = v[Math.min(this.auditSeen, v.length - 1)];
+      out.push({ kind: "gfn-audit", message: f ? `${f.reason} (mfn 0x${BigInt(f.mfn).toString(16)}, cpu${f.cpu}, ${f.context})` : "GFN-bits write without protection" });
+      this.auditSeen = c;
+    }
+    return out;
+  }
+}
+
+/** A stage-2 level-3 descriptor for (mfn, type) as (lo, hi). */
+function desc(mfn: number, t: number): [number, number] {
+  const lo = (((mfn % 0x100000) * 0x1000) | 3) >>> 0;
+  const hi = ((Math.floor(mfn / 0x100000) & 0xffff) | (t << 23)) >>> 0;
+  return [lo, hi];
+}
+
+function write(domid: number, gfn: number, o: { mfn: number; t: number } | null, n: { mfn: number; t: number } | null): P2mWrite {
+  const [oldLo, oldHi] = o ? desc(o.mfn, o.t) : [0, 0];
+  const [newLo, newHi] = n ? desc(n.mfn, n.t) : [0, 0];
+  return { domid, gfn, level: 3, oldLo, oldHi, newLo, newHi };
+}
+
+export async function createFuzzHost(world: WorldConfig): Promise<MachineHost> {
+  const domains = world.domains ?? defaultDomains();
+  const m = await createMachine(fuzzMachineConfig(world));
+  for (const s of domains) m.createDomain(domainConfig(s));
+  return new MachineHost(m, domains);
+}

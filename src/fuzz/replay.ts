@@ -1,0 +1,76 @@
+// Replaying fuzz reproducers (and fuzz episodes) with the invariants on.
+
+import type { Arch, Revision } from "../machine/api.js";
+import { OpGenerator, defaultDomains, type FuzzDomainSpec, type FuzzStep } from "./generator.js";
+import { createFuzzHost } from "./machine-host.js";
+import type { InvariantName, Violation } from "./invariants.js";
+import { FuzzSession } from "./runner.js";
+import type { FuzzRepro } from "./shrink.js";
+
+export interface WorldConfig {
+  revision: Revision;
+  arch: Arch;
+  ipaBits?: number;
+  domains?: FuzzDomainSpec[];
+}
+
+export interface ReplayResult {
+  violations: Violation[];
+  /** Steps executed (with pinned decisions filled in for `par` steps). */
+  steps: FuzzStep[];
+  hash: string;
+  crashed: boolean;
+}
+
+/** Run `steps` on a fresh machine; stops after the first step showing `stopOn` (if given). */
+export async function replaySteps(world: WorldConfig, steps: FuzzStep[], stopOn?: InvariantName | "any", fullEvery = 16): Promise<ReplayResult> {
+  const host = await createFuzzHost(world);
+  const s = new FuzzSession(host, { fullEvery });
+  const done: FuzzStep[] = [];
+  for (const st of steps) {
+    const out = s.exec(st);
+    done.push(st.kind === "par" && out.decisions ? { ...st, decisions: out.decisions } : st);
+    if (s.stopped) break;
+    if (stopOn !== undefined && s.violations.some((v) => stopOn === "any" || v.invariant === stopOn)) break;
+  }
+  const stoppedEarly = stopOn !== undefined && s.violations.some((v) => stopOn === "any" || v.invariant === stopOn);
+  if (!stoppedEarly) s.finish();
+  return { violations: s.violations, steps: done, hash: s.hash(), crashed: host.crash() !== null };
+}
+
+/** Replay a reproducer; returns the violations seen (the first one of the expected invariant first). */
+export async function replayRepro(r: FuzzRepro): Promise<ReplayResult> {
+  return replaySteps({ revision: r.revision, arch: r.arch, ipaBits: r.ipaBits, domains: r.domains }, r.steps, r.expect?.invariant ?? "any");
+}
+
+/** The shrinker's predicate: index of the step where `invariant` shows up, or -1. Pins decisions into `r`. */
+export async function reproTest(r: FuzzRepro, invariant: InvariantName): Promise<number> {
+  const res = await replaySteps({ revision: r.revision, arch: r.arch, ipaBits: r.ipaBits, domains: r.domains }, r.steps, invariant);
+  const v = res.violations.find((x) => x.invariant === invariant);
+  if (v === undefined) return -1;
+  r.steps = res.steps.concat(r.steps.slice(res.steps.length));
+  return v.op;
+}
+
+/** A fuzz episode from a seed: the generated steps, run until `ops` or a crash. */
+export async function runSeed(
+  world: WorldConfig,
+  seed: number,
+  ops: number,
+  opts: { interleave?: boolean; fullEvery?: number; stopOnFirst?: boolean } = {},
+): Promise<ReplayResult & { generated: FuzzStep[] }> {
+  const domains = world.domains ?? defaultDomains();
+  const gen = new OpGenerator(seed, { domains, interleave: opts.interleave, arch: world.arch, ipaBits: world.ipaBits });
+  const host = await createFuzzHost({ ...world, domains });
+  const s = new FuzzSession(host, { fullEvery: opts.fullEvery ?? 64 });
+  const done: FuzzStep[] = [];
+  for (let i = 0; i < ops; i++) {
+    const st = gen.next();
+    const out = s.exec(st);
+    done.push(st.kind === "par" && out.decisions ? { ...st, decisions: out.decisions } : st);
+    if (s.stopped) break;
+    if (opts.stopOnFirst && s.violations.length > 0) break;
+  }
+  if (!s.stopped) s.finish();
+  return { violations: s.violations, steps: done, generated: done, hash: s.hash(), crashed: host.crash() !== null };
+}

@@ -1,0 +1,190 @@
+// Executes fuzz steps on a host and checks the invariants after each one.
+
+import { Scheduler } from "../locks/index.js";
+import type { LockGen, SchedPoint, ScheduleResult } from "../locks/index.js";
+import type { HypercallResult } from "../machine/api.js";
+import type { FuzzCall, FuzzStep } from "./generator.js";
+import type { FuzzHost } from "./host.js";
+import { InvariantChecker, fnv, type CheckerOptions, type Violation } from "./invariants.js";
+
+export interface StepOutcome {
+  results: Array<HypercallResult | undefined>;
+  /** For `par`: the scheduler's decision log (to pin the replay). */
+  decisions?: number[];
+}
+
+export class FuzzSession {
+  readonly checker: InvariantChecker;
+  /** Running hash of every result and the final shadow. */
+  private h = 0x811c9dc5;
+  index = 0;
+  stopped = false;
+
+  constructor(readonly host: FuzzHost, opts: CheckerOptions = {}) {
+    this.checker = new InvariantChecker(host, opts);
+  }
+
+  get violations(): Violation[] {
+    return this.checker.violations;
+  }
+
+  hash(): string {
+    return (this.checker.shadowHash(this.h) >>> 0).toString(16).padStart(8, "0");
+  }
+
+  private mix(r: HypercallResult | undefined): void {
+    if (r === undefined) {
+      this.h = fnv(this.h, 0xdead);
+      return;
+    }
+    const rc = typeof r.rc === "bigint" ? Number(BigInt.asIntN(53, r.rc)) : Number(r.rc);
+    this.h = fnv(this.h, rc);
+  }
+
+  /** Run one step; returns what happened. Sets `stopped` on a crash. */
+  exec(step: FuzzStep): StepOutcome {
+    const host = this.host;
+    const ck = this.checker;
+    const op = this.index++;
+    const scope = ck.newScope();
+    const typeSnap = ck.snapshotTypeBits();
+    const out: StepOutcome = { results: [] };
+    const rows: Array<{ call: FuzzCall; result: HypercallResult | undefined; expectOk: string | null }> = [];
+    let destroyed: number | null = null;
+    try {
+      switch (step.kind) {
+        case "call": {
+          ck.scopeOf(step.call, scope);
+          const expectOk = ck.expectMapOk(step.call);
+          const r = host.call(step.call.caller, step.call.req);
+          ck.scopeOf(step.call, scope);
+          out.results.push(r);
+          rows.push({ call: step.call, result: r, expectOk });
+          break;
+        }
+        case "par": {
+          for (const c of step.calls) ck.scopeOf(c, scope);
+          const gens: LockGen<HypercallResult>[] = step.calls.map((c, i) => host.gen(c.caller, i, c.req));
+          const res = step.decisions ? runPinned(gens, step.decisions) : new Scheduler({ seed: step.sched }).run(gens);
+          out.decisions = res.decisions;
+          for (const c of step.calls) ck.scopeOf(c, scope);
+          for (let i = 0; i < step.calls.length; i++) {
+            out.results.push(res.results[i]);
+            rows.push({ call: step.calls[i], result: res.results[i], expectOk: null });
+          }
+          if (res.outcome === "deadlock") ck.hostFinding(op, "locks", res.deadlock!.message, { decisions: res.decisions });
+          else if (res.outcome === "error" && host.crash() === null) {
+            const e = res.error!.error as Error;
+            const kind = e?.constructor?.name ?? "Error";
+            if (/Lock/.test(kind)) ck.hostFinding(op, "locks", `${kind}: ${e.message}`, { cpu: res.error!.cpu });
+            else ck.hostFinding(op, "crash", `cpu${res.error!.cpu} threw ${kind}: ${e?.message ?? e}`, { cpu: res.error!.cpu });
+          } else if (res.outcome === "step-limit") ck.hostFinding(op, "locks", "scheduler step limit (livelock?)", {});
+          break;
+        }
+        case "create":
+          host.createDomain(step.domid);
+          break;
+        case "destroy":
+          ck.scopeDomain(scope, step.domid);
+          if (host.domids().includes(step.domid)) {
+            host.destroyDomain(step.domid);
+            destroyed = step.domid;
+          }
+          break;
+      }
+    } catch (e) {
+      if (host.crash() === null) {
+        const err = e as Error;
+        const kind = err?.constructor?.name ?? "Error";
+        if (/Lock/.test(kind)) ck.hostFinding(op, "locks", `${kind}: ${err.message}`, { step });
+        else ck.hostFinding(op, "crash", `emulator exception ${kind}: ${err?.message ?? e}`, { step, stack: String(err?.stack ?? "").split("\n").slice(0, 6) });
+        this.stopped = true;
+      }
+    }
+    for (const r of out.results) this.mix(r);
+    ck.afterStep(op, scope, rows, typeSnap, destroyed);
+    if (host.crash() !== null) this.stopped = true;
+    return out;
+  }
+
+  /** Final full scan. */
+  finish(): void {
+    if (!this.stopped) this.checker.fullScan(this.index - 1);
+  }
+}
+
+/**
+ * Lenient replay of a decision log ([step, cpu] pairs, as the Scheduler
+ * records them): at `step` switch to `cpu` if it can run; when the running
+ * vCPU blocks or finishes and the log says nothing, run the lowest-numbered
+ * runnable vCPU. Any sub-log is therefore a valid schedule, which is what the
+ * shrinker needs to drop switches one at a time.
+ */
+export function runPinned<R>(vcpus: LockGen<R>[], log: number[], maxSteps = 1e7): ScheduleResult<R> {
+  const n = vcpus.length;
+  const results: (R | undefined)[] = new Array(n).fill(undefined);
+  const finished: boolean[] = new Array(n).fill(false);
+  const last: (SchedPoint | null)[] = new Array(n).fill(null);
+  const res: ScheduleResult<R> = { outcome: "completed", results, finished, steps: 0, decisions: [], deadlock: null, error: null };
+  const runnable = (i: number) => {
+    if (finished[i]) return false;
+    const pt = last[i];
+    return pt === null || pt.kind !== "blocked" || pt.target!.canTake(pt.cpu, pt.mode);
+  };
+  let remaining = n;
+  let cur = -1;
+  let forced = true;
+  let li = 0;
+  let steps = 0;
+  while (remaining > 0) {
+    let next = -1;
+    while (li < log.length && log[li] < steps) li += 2;
+    if (li < log.length && log[li] === steps) {
+      const c = log[li + 1];
+      li += 2;
+      if (c >= 0 && c < n && c !== cur && runnable(c)) next = c;
+    }
+    if (next < 0 && forced) {
+      for (let i = 0; i < n; i++) if (i !== cur && runnable(i)) { next = i; break; }
+      if (next < 0) {
+        if (cur >= 0 && runnable(cur)) next = cur;
+        else {
+          res.outcome = "deadlock";
+          const waits = last.map((p, i) => (p && !finished[i] ? `cpu${i} waits for ${p.lock}` : "")).filter(Boolean);
+          res.deadlock = { waits: [], chain: [], message: `deadlock: ${waits.join("; ")}` };
+          break;
+        }
+      }
+    }
+    if (next >= 0 && next !== cur) {
+      res.decisions.push(steps, next);
+      cur = next;
+    }
+    if (steps >= maxSteps) {
+      res.outcome = "step-limit";
+      break;
+    }
+    let r: IteratorResult<SchedPoint, R>;
+    try {
+      r = vcpus[cur].next();
+    } catch (e) {
+      steps++;
+      res.outcome = "error";
+      res.error = { cpu: cur, error: e };
+      break;
+    }
+    steps++;
+    if (r.done === true) {
+      finished[cur] = true;
+      results[cur] = r.value;
+      last[cur] = null;
+      remaining--;
+      forced = true;
+    } else {
+      last[cur] = r.value;
+      forced = r.value.kind === "blocked";
+    }
+  }
+  res.steps = steps;
+  return res;
+}
