@@ -62,3 +62,17 @@ export function traceToArray(machine: HookableMachine, opt?: TraceOptions): { li
   const stop = traceMachine(machine, (l) => lines.push(l), opt);
   return { lines, stop };
 }
+
+/**
+ * Execute a run document with a tracer attached from the start; every event
+ * goes to `sink` as one JSON line. Returns the machine at the end.
+ */
+export async function traceRun(doc: unknown, sink: LineSink, opt?: TraceOptions) {
+  const { runDocumentMachine } = await import("../inspect/run-machine.js");
+  let stop: (() => void) | undefined;
+  try {
+    return await runDocumentMachine(doc as object, { onMachine: (m) => { stop = traceMachine(m, sink, opt); } });
+  } finally {
+    stop?.();
+  }
+}
