@@ -65,6 +65,8 @@ export interface FuzzHost {
   walkP2m(domid: number): number[] | null;
   /** Frame-table view; null if the MFN is not valid. */
   page(mfn: number): PageView | null;
+  /** is_xen_heap_mfn(mfn) (arm64: PGC_xen_heap; arm32: the direct-map range). */
+  isXenheap(mfn: number): boolean;
   /** All RAM MFNs [first, end). */
   ramRange(): [number, number];
   grant(domid: number): GrantView | null;

@@ -47,6 +47,8 @@ export interface Violation {
   /** Index of the step after which it was seen. */
   op: number;
   invariant: InvariantName;
+  /** Finer class inside the invariant (e.g. map-free:-84, p2m-ref:free); "/par" when seen after an interleaved step. */
+  variant: string;
   message: string;
   /** Small state excerpt (JSON-able). */
   excerpt: unknown;
@@ -151,12 +153,26 @@ interface Scope {
   /** domid -> targeted GFNs (null = all, e.g. destroy). */
   gfns: Map<number, Set<number> | null>;
   mfns: Set<number>;
+  /** (domid, gfn, mfn) a decrease_reservation asked to give back. */
+  decreased: Array<[number, number, number]>;
 }
 
 export class InvariantChecker {
   readonly shadow = new ShadowP2m();
   readonly violations: Violation[] = [];
   private readonly seen = new Set<InvariantName>();
+  private readonly seenVariant = new Set<string>();
+  /** Set by the runner: the current step is an interleaved group. */
+  inPar = false;
+  /** Frames of destroyed domains that other domains still map (foreign). */
+  private readonly orphans = new Set<number>();
+  /**
+   * Xenheap frames a guest gave back with decrease_reservation (their
+   * allocation reference dropped on request). Xen lets the guest map such a
+   * frame again (shared_info / grant frames need no reference), so a
+   * reference-less mapping of one of these is the guest's own doing.
+   */
+  private readonly released = new Set<number>();
   private readonly disabled: Set<InvariantName>;
   private readonly fullEvery: number;
   private readonly arm64: boolean;
@@ -184,11 +200,13 @@ export class InvariantChecker {
     return this.seen;
   }
 
-  private report(op: number, invariant: InvariantName, message: string, excerpt: unknown): void {
+  private report(op: number, invariant: InvariantName, message: string, excerpt: unknown, sub = ""): void {
     if (this.disabled.has(invariant)) return;
-    if (this.firstOnly && this.seen.has(invariant)) return;
+    const variant = `${invariant}${sub ? ":" + sub : ""}${this.inPar ? "/par" : ""}`;
+    if (this.firstOnly && this.seenVariant.has(variant)) return;
     this.seen.add(invariant);
-    this.violations.push({ op, invariant, message, excerpt });
+    this.seenVariant.add(variant);
+    this.violations.push({ op, invariant, variant, message, excerpt });
   }
 
   /** A finding made by the runner (scheduler outcome, exceptions). */
@@ -277,9 +295,14 @@ export class InvariantChecker {
         const d = this.resolveDom(caller, req.domid);
         const order = req.extent_order ?? 0;
         if (order > 9) break;
+        const sm = this.shadow.of(d);
         for (const g of req.extent_start) {
           const base = this.num(g);
-          for (let k = 0; k < 1 << order; k++) this.addGfn(s, d, base + k);
+          for (let k = 0; k < 1 << order; k++) {
+            this.addGfn(s, d, base + k);
+            const l = sm.get(base + k);
+            if (req.op === "XENMEM_decrease_reservation" && l !== undefined) s.decreased.push([d, base + k, l.mfn]);
+          }
         }
         break;
       }
@@ -297,7 +320,7 @@ export class InvariantChecker {
   }
 
   newScope(): Scope {
-    return { gfns: new Map(), mfns: new Set() };
+    return { gfns: new Map(), mfns: new Set(), decreased: [] };
   }
 
   /** Mark a whole domain as in scope (destroy). */
@@ -346,6 +369,8 @@ export class InvariantChecker {
       }
     }
     if (mfn === null || mfn === undefined) return null;
+    // A frame the guest gave back (decrease_reservation) has no reference left to take.
+    if (this.released.has(mfn)) return null;
     // Not mapped anywhere in its owner's P2M.
     for (const l of this.shadow.of(d).values()) if (l.mfn === mfn) return null;
     return `${what} (mfn 0x${mfn.toString(16)}) of d${d} is not mapped and gfn 0x${g.toString(16)} is free`;
@@ -390,7 +415,8 @@ export class InvariantChecker {
     // (i) crash
     const crash = host.crash();
     if (crash !== null) {
-      this.report(op, "crash", `hypervisor crash (${crash.kind}): ${crash.path}`, { crash, calls: results.map((r) => r.call) });
+      const lockAssert = /assert\w*Locked failed/.test(crash.path);
+      this.report(op, lockAssert ? "locks" : "crash", `hypervisor crash (${crash.kind}): ${crash.path}`, { crash, calls: results.map((r) => r.call) }, crash.kind);
       return;
     }
     // (d) collateral removals, from the P2M log
@@ -417,6 +443,10 @@ export class InvariantChecker {
         if (leaf !== null) touched.push([w.domid, w.gfn]);
       }
     }
+    for (const [d, g, m] of scope.decreased) {
+      const l = this.shadow.of(d).get(g);
+      if (l === undefined || l.mfn !== m) this.released.add(m);
+    }
     if (destroyed !== null) {
       this.shadow.doms.delete(destroyed);
       this.checkTeardown(op, destroyed);
@@ -424,7 +454,7 @@ export class InvariantChecker {
     // (e) map-free
     for (const r of results) {
       if (r.expectOk !== null && r.result !== undefined && Number(r.result.rc) !== 0) {
-        this.report(op, "map-free", `mapping failed with rc ${r.result.rc}: ${r.expectOk}`, { call: r.call, rc: String(r.result.rc) });
+        this.report(op, "map-free", `mapping failed with rc ${r.result.rc}: ${r.expectOk}`, { call: r.call, rc: String(r.result.rc) }, String(r.result.rc));
       }
     }
     // (g) locks
@@ -468,10 +498,15 @@ export class InvariantChecker {
         }
         const cnt = pageCount(p, arm64);
         let bad: string | null = null;
-        if (pageFree(p, arm64)) bad = "a free frame";
-        else if (cnt === 0) bad = "a frame with reference count 0";
-        else if (isRam(l.type) && p.owner !== domid && !this.host.dying(domid)) bad = `a frame owned by ${p.owner < 0 ? "nobody" : "d" + p.owner}`;
-        else if (isForeign(l.type) && p.owner === domid) bad = "its own frame as foreign";
+        let sub = "";
+        if (pageFree(p, arm64)) (bad = "a free frame"), (sub = "free");
+        else if (cnt === 0 && !this.released.has(l.mfn)) (bad = "a frame with no reference held (count 0)"), (sub = "count0");
+        else if (isRam(l.type) && p.owner !== domid && !this.host.dying(domid)) (bad = `a frame owned by ${p.owner < 0 ? "nobody" : "d" + p.owner}`), (sub = "owner");
+        else if (isForeign(l.type) && p.owner === domid) (bad = "its own frame as foreign"), (sub = "self-foreign");
+        if (bad !== null && this.orphans.has(l.mfn)) {
+          sub = "orphan-" + sub;
+          bad += " (its owner was destroyed while this foreign mapping held a reference)";
+        }
         if (bad !== null) {
           this.report(op, "p2m-ref", `d${domid} gfn 0x${gfn.toString(16)} (type ${l.type}) maps mfn 0x${l.mfn.toString(16)}: ${bad}`, {
             domid,
@@ -480,7 +515,7 @@ export class InvariantChecker {
             type: l.type,
             count_info: countHex(p, arm64),
             owner: p.owner,
-          });
+          }, sub);
           return;
         }
       }
@@ -553,6 +588,19 @@ export class InvariantChecker {
     if (left > 0) {
       const p = this.host.page(first)!;
       this.report(op, "teardown", `destroyed d${domid} still owns ${left} frame(s), e.g. mfn 0x${first.toString(16)}`, { domid, left, first: hex(first), count_info: countHex(p, this.arm64) });
+    }
+  }
+
+  /** Before destroying `domid`: remember its frames that other domains map as foreign. */
+  beforeDestroy(domid: number): void {
+    const foreign = new Set<number>();
+    for (const [d, m] of this.shadow.doms) {
+      if (d === domid) continue;
+      for (const l of m.values()) if (isForeign(l.type)) foreign.add(l.mfn);
+    }
+    for (const mfn of foreign) {
+      const p = this.host.page(mfn);
+      if (p !== null && p.owner === domid) this.orphans.add(mfn);
     }
   }
 

@@ -155,6 +155,10 @@ export class MachineHost implements FuzzHost {
     return { countLo, countHi, typeLo, typeHi, owner };
   }
 
+  isXenheap(mfn: number): boolean {
+    return this.m.core.is_xen_heap_mfn(BigInt(mfn));
+  }
+
   ramRange(): [number, number] {
     return this.ram;
   }

@@ -51,6 +51,7 @@ export class FuzzSession {
     const out: StepOutcome = { results: [] };
     const rows: Array<{ call: FuzzCall; result: HypercallResult | undefined; expectOk: string | null }> = [];
     let destroyed: number | null = null;
+    ck.inPar = step.kind === "par";
     try {
       switch (step.kind) {
         case "call": {
@@ -87,6 +88,7 @@ export class FuzzSession {
         case "destroy":
           ck.scopeDomain(scope, step.domid);
           if (host.domids().includes(step.domid)) {
+            ck.beforeDestroy(step.domid);
             host.destroyDomain(step.domid);
             destroyed = step.domid;
           }
