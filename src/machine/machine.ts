@@ -9,6 +9,7 @@ import {
 import { policyFor, type RevisionPolicy } from "../revisions/index.js";
 import { GrantTable, grantTableDestroy, grantTableInit } from "../grant/index.js";
 import { dispatch } from "../hypercall/dispatch.js";
+import { GuestMemory, decodeRaw, type RawCall } from "../hypercall/abi.js";
 import {
   DOMID_IO, DOMID_SELF, DOMID_XEN,
   type Arch, type DomainConfig, type HypercallRequest, type HypercallResult, type HypervisorCrash,
@@ -487,6 +488,23 @@ export class MachineImpl {
 
   hypercall(req: HypercallRequest, opts: CallOptions): HypercallResult {
     return runToCompletion(this.hypercallGen(req, opts));
+  }
+
+  /** Guest memory for raw hypercalls (per-domain address spaces). */
+  readonly guestMemory = new GuestMemory();
+
+  /** Raw form: hypercall number, cmd (with start extent bits), guest address of the argument. */
+  *hypercallRawGen(call: RawCall, opts: CallOptions): LockGen<HypercallResult> {
+    if (this.crashed) return { rc: CRASHED_RC, crash: this.crashed };
+    const dec = decodeRaw(this.guestMemory, opts.caller, call);
+    if ("early" in dec) return dec.early;
+    const r = yield* this.hypercallGen(dec.req, opts);
+    if (r.rc !== CRASHED_RC) dec.writeBack(r);
+    return r;
+  }
+
+  hypercallRaw(call: RawCall, opts: CallOptions): HypercallResult {
+    return runToCompletion(this.hypercallRawGen(call, opts));
   }
 
   // ---- inspection ----------------------------------------------------------------

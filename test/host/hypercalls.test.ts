@@ -87,7 +87,7 @@ describe("XENMEM_add_to_physmap_batch (FS 8.3, 8.4)", () => {
       expect(call({ ...batch(3, 0, [0], [0x60002]) }).rc).toBe(-95); // gmfn_range
       expect(call({ ...batch(5, 1, [0x9000], [0x9000]) }).rc).toBe(-13); // dev_mmio not hwdom (permission first)
       expect(call({ ...batch(1, 0, [0], [0xffffffffffffffffn]) }).rc).toBe(-22); // INVALID_GFN aborts
-      expect(call({ ...batch(1, 0, [], []), size: 0 }).rc).toBe(0);
+      expect(call({ ...batch(1, 0, [], []), size: 0 } as HypercallRequest).rc).toBe(0);
       expect(call({ ...batch(1, 0, [0], [0x50000]), startExtent: 2 } as HypercallRequest).rc).toBe(-84);
       expect(call({ ...batch(1, 0, [0], [0x50000]), startExtent: 1 } as HypercallRequest).rc).toBe(-84);
       expect(call({ ...batch(1, 0, [0], [0x50000]), startExtent: 0x10000 } as HypercallRequest).rc).toBe(-33);
