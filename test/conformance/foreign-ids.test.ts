@@ -1,0 +1,87 @@
+// Foreign domain ids for XENMAPSPACE_gmfn_foreign (only via the batch; the errno
+// lands in errs[i]) per revision: FS 8.4's table, including DOMID_IO idx 0, where
+// Xen itself dies at PRE..GFN (FS 6.3) and HEAD refuses with -ESRCH (f795a9c491).
+
+import { describe, expect, it } from "vitest";
+import { ARCHES, CRASHED_RC, DOMID_IO, DOMID_SELF, DOMID_XEN, E, REVS, XENMAPSPACE, crashed, op, preset, r, runOps } from "./helpers.js";
+
+const foreign = (domid: number, idx: bigint | number, gpfn: bigint) => op.batch(XENMAPSPACE.gmfn_foreign, [idx], [gpfn], domid);
+const domU = [{ domid: 1, ramPages: 16, ramBaseGfn: 0x1000 }];
+
+describe.each(ARCHES)("gmfn_foreign domain ids (%s)", (arch) => {
+  const p = preset(arch);
+  const G = (i: number) => p.gfree(i);
+
+  it.each(REVS)("own id, DOMID_SELF, unknown id, DOMID_IO idx > 0, DOMID_XEN (%s)", async (rev) => {
+    const { results, run } = await runOps(arch, rev, [
+      foreign(0, 0x1000, G(1)),          // the caller's own numeric id
+      foreign(DOMID_SELF, 0x1000, G(2)),
+      foreign(42, 0x1000, G(3)),          // no such domain
+      foreign(DOMID_IO, 1, G(4)),
+      foreign(DOMID_IO, 0x60000, G(5)),
+      foreign(DOMID_XEN, 0x9010, G(6)),   // gfn taken as mfn; not a RAM page dom_xen owns → no page
+      op.maxGpfn(),
+    ]);
+    const pg = rev !== "head";
+    expect(results).toEqual([
+      r.errs([pg ? E.SRCH : E.PERM]),
+      r.errs([pg ? E.INVAL : E.SRCH]),
+      r.errs([E.SRCH]),
+      r.errs([pg ? E.INVAL : E.SRCH]),
+      r.errs([pg ? E.INVAL : E.SRCH]),
+      r.errs([E.INVAL]),
+      r.rc(Number(p.plan.expect.maximumGpfn)),
+    ]);
+    expect(run.crash).toBeNull();
+  });
+
+  it.each(REVS)("DOMID_IO idx 0: hypervisor crash at pre..gfn, -ESRCH at head (%s)", async (rev) => {
+    const { results, run } = await runOps(arch, rev, [foreign(DOMID_IO, 0, G(1)), op.maxGpfn()]);
+    if (rev === "head") {
+      expect(results).toEqual([r.errs([E.SRCH]), r.rc(Number(p.plan.expect.maximumGpfn))]);
+      expect(run.crash).toBeNull();
+      return;
+    }
+    // No guest-visible return value exists: the machine stops inside the hypercall,
+    // before any errs write (FS 8.4). The emulator reports a data abort in the P2M
+    // walk of dom_io's never-initialised P2M (FS 6.3, release-build behaviour).
+    const c = crashed(results[0]);
+    expect(c).not.toBeNull();
+    expect(results[0].errs).toBeUndefined();
+    expect(c!.kind).toBe("data_abort");
+    expect(c!.path).toMatch(/dom_io/);
+    expect(c!.path).toMatch(/XENMEM_add_to_physmap_batch/);
+    expect(results[1].rc).toBe(CRASHED_RC);           // the machine is gone
+    expect(run.crash).toMatchObject({ kind: "data_abort", opIndex: 0 });
+  });
+
+  it.each(REVS)("a real foreign domain: map, remove, holes and non-RAM (%s)", async (rev) => {
+    const { results } = await runOps(arch, rev, [
+      foreign(1, 0x1000, G(1)),            // domU RAM → map_foreign_rw
+      foreign(1, 0x2000, G(2)),            // hole in the domU
+      op.batch(XENMAPSPACE.gmfn_foreign, [0x1001, 0x1002], [G(3), G(4)], 1),
+      op.remove(G(1)),
+      op.remove(G(1)),
+      op.remove(G(3)),
+    ], undefined, domU);
+    expect(results).toEqual([
+      r.errs([0]),
+      r.errs([E.INVAL]),
+      r.errs([0, 0]),
+      r.rc(0), r.rc(E.NOENT), r.rc(0),
+    ]);
+  });
+
+  it.each(REVS)("an unprivileged domU may not map dom0's pages (XSM) (%s)", async (rev) => {
+    const { results } = await runOps(arch, rev, [
+      { ...foreign(0, 0x60000, 0x3000n), caller: 1 },
+      { ...op.remove(0x1000), caller: 1, domid: 0 },  // XSM target check on another domain
+      { ...op.curRes(0), caller: 1 },
+    ], undefined, domU);
+    expect(results).toEqual([
+      r.errs([E.PERM]), // the batch's target check passes (DOMID_SELF); XSM map_gmfn_foreign fails for the entry
+      r.rc(E.PERM),     // remove_from_physmap on dom0: XSM target
+      r.rc(E.PERM),     // current_reservation of dom0: XSM target
+    ]);
+  });
+});
