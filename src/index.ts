@@ -43,7 +43,7 @@ export { dumpText, domainSvg, domainRanges, loadMachineFile, dumpMain } from "./
 
 // ---- hooks -----------------------------------------------------------------------------------------
 export {
-  observe, observerCount, machineLocks,
+  observe, observerCount, machineLocks, flushP2mEvents,
   type Observer, type HypercallEntryEvent, type HypercallExitEvent, type P2mChangeEvent, type LockEvent,
 } from "./hooks/index.js";
 export { traceMachine, traceRun, traceToArray, traceLine, type TraceOptions, type LineSink } from "./hooks/trace.js";

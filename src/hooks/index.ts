@@ -114,6 +114,12 @@ export function observe(machine: HookableMachine, observer: Observer): () => voi
   };
 }
 
+/** Deliver pending P2M-change events now (e.g. after createDomain, which is not a hypercall). */
+export function flushP2mEvents(machine: object): void {
+  const st = states.get(machine);
+  if (st) drainIfNeeded(machine, st);
+}
+
 /** Number of observers installed on a machine. */
 export function observerCount(machine: object): number { return states.get(machine)?.observers.length ?? 0; }
 
@@ -122,6 +128,7 @@ function wrapHypercall(machine: any, st: HookState): void {
   const inner: (req: HypercallRequest, ctx?: any) => any = machine.hypercall;
   const wrapped = function (this: any, req: HypercallRequest, ctx?: any) {
     const seq = st.seq++;
+    drainIfNeeded(machine, st); // changes made outside hypercalls (domain creation) get seq -1
     st.current = seq;
     const obs = st.observers;
     if (obs.some((o) => o.lock)) wrapLocks(machine, st);
