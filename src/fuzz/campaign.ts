@@ -13,9 +13,10 @@ import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Arch, Revision } from "../machine/api.js";
 import { defaultDomains, encodeValue, type FuzzStep } from "./generator.js";
-import type { InvariantName, Violation } from "./invariants.js";
+import { baseVariant, matches, type InvariantName, type Violation } from "./invariants.js";
 import { runSeed, reproTest, replayRepro, type WorldConfig } from "./replay.js";
 import { shrink, type FuzzRepro } from "./shrink.js";
+import { reproToRunDocument } from "./runfmt.js";
 
 export interface CampaignOptions {
   revision: Revision;
@@ -69,6 +70,8 @@ export interface CampaignSummary {
   seconds: number;
   opsPerSec: number;
   violations: Partial<Record<InvariantName, InvariantSummary>>;
+  /** Finer classes (invariant:detail, "/par" = after an interleaved step). */
+  variants: Record<string, { count: number; firstTimeMs: number; firstSeed: number; firstEpisodeOp: number; message: string }>;
 }
 
 export function episodeSeed(base: number, e: number): number {
@@ -179,8 +182,10 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
     seconds: 0,
     opsPerSec: 0,
     violations: {},
+    variants: {},
   };
   const firstRuns = new Map<InvariantName, { seed: number; steps: unknown[]; v: Violation }>();
+  const variants: Record<string, { count: number; firstTimeMs: number; firstSeed: number; firstEpisodeOp: number; message: string }> = {};
   const opsBy = new Array<number>(nThreads).fill(0);
   const epsBy = new Array<number>(nThreads).fill(0);
   let stop = false;
@@ -198,8 +203,12 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
       const inv = m.v.invariant;
       const cur = summary.violations[inv];
       const opsTotal = opsBy.reduce((a, b) => a + b, 0) - opsBy[w] + m.ops;
+      const at = (m.v.atMs ?? Date.now()) - t0;
+      const vk = m.v.variant ?? inv;
+      if (variants[vk] === undefined) variants[vk] = { count: 1, firstTimeMs: at, firstSeed: m.seed, firstEpisodeOp: m.v.op, message: m.v.message };
+      else variants[vk].count++;
       if (cur === undefined) {
-        summary.violations[inv] = { count: 1, firstTimeMs: Date.now() - t0, firstOpsTotal: opsTotal, firstSeed: m.seed, firstEpisodeOp: m.v.op, message: m.v.message };
+        summary.violations[inv] = { count: 1, firstTimeMs: at, firstOpsTotal: opsTotal, firstSeed: m.seed, firstEpisodeOp: m.v.op, message: m.v.message };
         firstRuns.set(inv, { seed: m.seed, steps: m.steps, v: m.v });
       } else cur.count++;
       if (stopCheck()) stop = true;
@@ -251,6 +260,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
       ),
     );
   }
+  summary.variants = variants;
   summary.opsRun = opsBy.reduce((a, b) => a + b, 0);
   summary.episodes = epsBy.reduce((a, b) => a + b, 0);
   summary.seconds = (Date.now() - t0) / 1000;
@@ -268,15 +278,15 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
         ipaBits: opts.ipaBits,
         domains: world.domains!,
         steps: run.steps.map((s) => decodeValue(s) as FuzzStep),
-        expect: { invariant: inv, op: run.v.op, message: run.v.message },
+        expect: { invariant: inv, variant: baseVariant(run.v), op: run.v.op, message: run.v.message },
         seed: run.seed,
       };
-      if (opts.shrink ?? true) repro = await shrink(repro, inv, reproTest, { timeoutMs: 30_000 });
+      if (opts.shrink ?? true) repro = await shrink(repro, baseVariant(run.v), reproTest, { timeoutMs: 30_000 });
       const check = await replayRepro(repro);
-      const v = check.violations.find((x) => x.invariant === inv);
-      if (v) repro.expect = { invariant: inv, op: v.op, message: v.message };
+      const v = check.violations.find((x) => matches(x, baseVariant(run.v)));
+      if (v) repro.expect = { invariant: inv, variant: baseVariant(v), op: v.op, message: v.message };
       const file = join(opts.outDir, `repro-${opts.revision}-${inv}-${run.seed}.json`);
-      writeFileSync(file, reproToJson(repro));
+      writeFileSync(file, JSON.stringify(await reproToRunDocument(repro), null, 2) + "\n");
       summary.violations[inv]!.repro = file;
       summary.violations[inv]!.reproSteps = repro.steps.length;
     }
@@ -293,11 +303,19 @@ export function reproToJson(r: FuzzRepro): string {
 /** Merge campaign summaries (e.g. shards). */
 export function mergeSummaries(list: CampaignSummary[]): CampaignSummary {
   if (list.length === 0) throw new Error("merge: no summaries");
-  const out: CampaignSummary = { ...list[0], violations: {}, opsRun: 0, episodes: 0, seconds: 0, opsPerSec: 0, shard: list.map((s) => s.shard).join(",") };
+  const out: CampaignSummary = { ...list[0], violations: {}, variants: {}, opsRun: 0, episodes: 0, seconds: 0, opsPerSec: 0, shard: list.map((s) => s.shard).join(",") };
   for (const s of list) {
     out.opsRun += s.opsRun;
     out.episodes += s.episodes;
     out.seconds = Math.max(out.seconds, s.seconds);
+    for (const [k, v] of Object.entries(s.variants ?? {})) {
+      const cur = out.variants[k];
+      if (cur === undefined) out.variants[k] = { ...v };
+      else {
+        cur.count += v.count;
+        if (v.firstTimeMs < cur.firstTimeMs) Object.assign(cur, { ...v, count: cur.count });
+      }
+    }
     for (const [k, v] of Object.entries(s.violations) as Array<[InvariantName, InvariantSummary]>) {
       const cur = out.violations[k];
       if (cur === undefined) out.violations[k] = { ...v };

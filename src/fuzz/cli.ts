@@ -2,6 +2,7 @@
 
 import { writeFileSync } from "node:fs";
 import { REVISIONS, type Arch, type Revision } from "../machine/api.js";
+import { matches } from "./invariants.js";
 import { mergeSummaries, readSummary, runCampaign, type CampaignSummary } from "./campaign.js";
 
 export const FUZZ_USAGE = `usage:
@@ -61,15 +62,18 @@ export async function fuzzMain(argv: string[]): Promise<number> {
     if (argv[0] === "replay") {
       const { readFileSync } = await import("node:fs");
       const { decodeRepro } = await import("./repro-file.js");
+      const { runDocumentToRepro } = await import("./runfmt.js");
       const { replayRepro } = await import("./replay.js");
-      const r = decodeRepro(readFileSync(argv[1], "utf8"));
+      if (argv[1] === undefined) throw new Error("replay: FILE.json required");
+      const text = readFileSync(argv[1], "utf8");
+      const r = "ops" in JSON.parse(text) ? runDocumentToRepro(text) : decodeRepro(text);
       const res = await replayRepro(r);
       for (const v of res.violations) process.stdout.write(`op ${v.op}: ${v.invariant}: ${v.message}\n`);
       if (res.violations.length === 0) process.stdout.write("no invariant violated\n");
       const exp = r.expect;
       if (exp) {
-        const same = res.violations.some((v) => v.invariant === exp.invariant && v.op === exp.op);
-        process.stdout.write(same ? `reproduced: ${exp.invariant} at op ${exp.op}\n` : `NOT reproduced: expected ${exp.invariant} at op ${exp.op}\n`);
+        const same = res.violations.some((v) => matches(v, exp.variant ?? exp.invariant) && v.op === exp.op);
+        process.stdout.write(same ? `reproduced: ${exp.variant ?? exp.invariant} at op ${exp.op}\n` : `NOT reproduced: expected ${exp.variant ?? exp.invariant} at op ${exp.op}\n`);
         return same ? 1 : 3;
       }
       return res.violations.length > 0 ? 1 : 0;

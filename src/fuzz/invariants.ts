@@ -39,6 +39,16 @@ export type InvariantName =
   | "type-bits"
   | "crash";
 
+/** Does violation `v` match `target` (an invariant name, or a variant with or without "/par")? */
+export function matches(v: Violation, target: string): boolean {
+  return target === "any" || v.invariant === target || v.variant === target || v.variant.replace(/\/par$/, "") === target;
+}
+
+/** The variant without the "/par" marker (the shrinker may sequentialise). */
+export function baseVariant(v: Violation): string {
+  return v.variant.replace(/\/par$/, "");
+}
+
 export const INVARIANTS: readonly InvariantName[] = [
   "xenheap-gfn", "p2m-ref", "refcount", "p2m-collateral", "map-free", "teardown", "locks", "type-bits", "crash",
 ];
@@ -49,6 +59,8 @@ export interface Violation {
   invariant: InvariantName;
   /** Finer class inside the invariant (e.g. map-free:-84, p2m-ref:free); "/par" when seen after an interleaved step. */
   variant: string;
+  /** Wall clock (ms since the epoch) when it was found. */
+  atMs: number;
   message: string;
   /** Small state excerpt (JSON-able). */
   excerpt: unknown;
@@ -206,7 +218,7 @@ export class InvariantChecker {
     if (this.firstOnly && this.seenVariant.has(variant)) return;
     this.seen.add(invariant);
     this.seenVariant.add(variant);
-    this.violations.push({ op, invariant, variant, message, excerpt });
+    this.violations.push({ op, invariant, variant, message, excerpt, atMs: Date.now() });
   }
 
   /** A finding made by the runner (scheduler outcome, exceptions). */

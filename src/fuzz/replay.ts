@@ -3,7 +3,7 @@
 import type { Arch, Revision } from "../machine/api.js";
 import { OpGenerator, defaultDomains, type FuzzDomainSpec, type FuzzStep } from "./generator.js";
 import { createFuzzHost } from "./machine-host.js";
-import type { InvariantName, Violation } from "./invariants.js";
+import { matches, type Violation } from "./invariants.js";
 import { FuzzSession } from "./runner.js";
 import type { FuzzRepro } from "./shrink.js";
 
@@ -18,35 +18,39 @@ export interface ReplayResult {
   violations: Violation[];
   /** Steps executed (with pinned decisions filled in for `par` steps). */
   steps: FuzzStep[];
+  /** Per executed step: the per-scheduling-point vCPU trace of `par` steps. */
+  traces: Array<number[] | undefined>;
   hash: string;
   crashed: boolean;
 }
 
 /** Run `steps` on a fresh machine; stops after the first step showing `stopOn` (if given). */
-export async function replaySteps(world: WorldConfig, steps: FuzzStep[], stopOn?: InvariantName | "any", fullEvery = 16): Promise<ReplayResult> {
+export async function replaySteps(world: WorldConfig, steps: FuzzStep[], stopOn?: string, fullEvery = 16): Promise<ReplayResult> {
   const host = await createFuzzHost(world);
   const s = new FuzzSession(host, { fullEvery });
   const done: FuzzStep[] = [];
+  const traces: Array<number[] | undefined> = [];
   for (const st of steps) {
     const out = s.exec(st);
+    traces.push(out.trace);
     done.push(st.kind === "par" && out.decisions ? { ...st, decisions: out.decisions } : st);
     if (s.stopped) break;
-    if (stopOn !== undefined && s.violations.some((v) => stopOn === "any" || v.invariant === stopOn)) break;
+    if (stopOn !== undefined && s.violations.some((v) => matches(v, stopOn))) break;
   }
-  const stoppedEarly = stopOn !== undefined && s.violations.some((v) => stopOn === "any" || v.invariant === stopOn);
+  const stoppedEarly = stopOn !== undefined && s.violations.some((v) => matches(v, stopOn));
   if (!stoppedEarly) s.finish();
-  return { violations: s.violations, steps: done, hash: s.hash(), crashed: host.crash() !== null };
+  return { violations: s.violations, steps: done, traces, hash: s.hash(), crashed: host.crash() !== null };
 }
 
 /** Replay a reproducer; returns the violations seen (the first one of the expected invariant first). */
 export async function replayRepro(r: FuzzRepro): Promise<ReplayResult> {
-  return replaySteps({ revision: r.revision, arch: r.arch, ipaBits: r.ipaBits, domains: r.domains }, r.steps, r.expect?.invariant ?? "any");
+  return replaySteps({ revision: r.revision, arch: r.arch, ipaBits: r.ipaBits, domains: r.domains }, r.steps, r.expect?.variant ?? r.expect?.invariant ?? "any");
 }
 
 /** The shrinker's predicate: index of the step where `invariant` shows up, or -1. Pins decisions into `r`. */
-export async function reproTest(r: FuzzRepro, invariant: InvariantName): Promise<number> {
-  const res = await replaySteps({ revision: r.revision, arch: r.arch, ipaBits: r.ipaBits, domains: r.domains }, r.steps, invariant);
-  const v = res.violations.find((x) => x.invariant === invariant);
+export async function reproTest(r: FuzzRepro, target: string): Promise<number> {
+  const res = await replaySteps({ revision: r.revision, arch: r.arch, ipaBits: r.ipaBits, domains: r.domains }, r.steps, target);
+  const v = res.violations.find((x) => matches(x, target));
   if (v === undefined) return -1;
   r.steps = res.steps.concat(r.steps.slice(res.steps.length));
   return v.op;
@@ -72,5 +76,5 @@ export async function runSeed(
     if (opts.stopOnFirst && s.violations.length > 0) break;
   }
   if (!s.stopped) s.finish();
-  return { violations: s.violations, steps: done, generated: done, hash: s.hash(), crashed: host.crash() !== null };
+  return { violations: s.violations, steps: done, traces: [], generated: done, hash: s.hash(), crashed: host.crash() !== null };
 }

@@ -11,6 +11,28 @@ export interface StepOutcome {
   results: Array<HypercallResult | undefined>;
   /** For `par`: the scheduler's decision log (to pin the replay). */
   decisions?: number[];
+  /** For `par`: the vCPU that ran at each scheduling step. */
+  trace?: number[];
+}
+
+// eslint-disable-next-line require-yield
+function* noCall(): LockGen<HypercallResult> {
+  return { rc: 0, skipped: true };
+}
+
+/** Expand a decision log ([step, cpu] pairs) into the cpu run at each of `steps` steps. */
+export function traceOf(decisions: number[], steps: number): number[] {
+  const t: number[] = [];
+  let cur = decisions.length > 1 ? decisions[1] : 0;
+  let k = 0;
+  for (let s = 0; s < steps; s++) {
+    while (k < decisions.length && decisions[k] <= s) {
+      cur = decisions[k + 1];
+      k += 2;
+    }
+    t.push(cur);
+  }
+  return t;
 }
 
 export class FuzzSession {
@@ -33,6 +55,7 @@ export class FuzzSession {
   }
 
   private mix(r: HypercallResult | undefined): void {
+    if (r?.skipped === true) r = undefined;
     if (r === undefined) {
       this.h = fnv(this.h, 0xdead);
       return;
@@ -57,7 +80,8 @@ export class FuzzSession {
         case "call": {
           ck.scopeOf(step.call, scope);
           const expectOk = ck.expectMapOk(step.call);
-          const r = host.call(step.call.caller, step.call.req);
+          // A call from a domain that does not exist is not issued (shrunk runs may lose the create).
+          const r = host.domids().includes(step.call.caller) ? host.call(step.call.caller, step.call.req) : undefined;
           ck.scopeOf(step.call, scope);
           out.results.push(r);
           rows.push({ call: step.call, result: r, expectOk });
@@ -65,9 +89,11 @@ export class FuzzSession {
         }
         case "par": {
           for (const c of step.calls) ck.scopeOf(c, scope);
-          const gens: LockGen<HypercallResult>[] = step.calls.map((c, i) => host.gen(c.caller, i, c.req));
+          const live = host.domids();
+          const gens: LockGen<HypercallResult>[] = step.calls.map((c, i) => (live.includes(c.caller) ? host.gen(c.caller, i, c.req) : noCall()));
           const res = step.decisions ? runPinned(gens, step.decisions) : new Scheduler({ seed: step.sched }).run(gens);
           out.decisions = res.decisions;
+          out.trace = traceOf(res.decisions, res.steps);
           for (const c of step.calls) ck.scopeOf(c, scope);
           for (let i = 0; i < step.calls.length; i++) {
             out.results.push(res.results[i]);

@@ -17,14 +17,14 @@ export interface FuzzRepro {
   ipaBits?: number;
   domains: FuzzDomainSpec[];
   steps: FuzzStep[];
-  /** What the replay must show. */
-  expect?: { invariant: InvariantName; op: number; message: string };
+  /** What the replay must show (variant: see Violation.variant, without "/par"). */
+  expect?: { invariant: InvariantName; variant?: string; op: number; message: string };
   /** Provenance. */
   seed?: number;
 }
 
-/** Replays a candidate; returns the index of the first step showing `invariant`, or -1. */
-export type ReproTest = (r: FuzzRepro, invariant: InvariantName) => Promise<number>;
+/** Replays a candidate; returns the index of the first step showing `target` (see matches()), or -1. */
+export type ReproTest = (r: FuzzRepro, target: string) => Promise<number>;
 
 export interface ShrinkOptions {
   /** Give up after this many candidate replays (default 4000). */
@@ -33,13 +33,13 @@ export interface ShrinkOptions {
   timeoutMs?: number;
 }
 
-export async function shrink(repro: FuzzRepro, invariant: InvariantName, test: ReproTest, opts: ShrinkOptions = {}): Promise<FuzzRepro> {
+export async function shrink(repro: FuzzRepro, target: string, test: ReproTest, opts: ShrinkOptions = {}): Promise<FuzzRepro> {
   const maxTests = opts.maxTests ?? 4000;
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   let tests = 0;
   const budget = () => tests < maxTests && Date.now() < deadline;
   let best: FuzzRepro = { ...repro, steps: repro.steps.slice() };
-  let bestOp = await test(best, invariant);
+  let bestOp = await test(best, target);
   if (bestOp < 0) return repro; // not reproducible: keep as is
   best.steps = best.steps.slice(0, bestOp + 1);
 
@@ -48,7 +48,7 @@ export async function shrink(repro: FuzzRepro, invariant: InvariantName, test: R
     tests++;
     let at: number;
     try {
-      at = await test(cand, invariant);
+      at = await test(cand, target);
     } catch {
       return false;
     }
@@ -120,7 +120,7 @@ export async function shrink(repro: FuzzRepro, invariant: InvariantName, test: R
     }
     if (JSON.stringify(best.steps, bigintJson) === before) break;
   }
-  best.expect = best.expect ? { ...best.expect, invariant, op: bestOp } : { invariant, op: bestOp, message: "" };
+  best.expect = best.expect ? { ...best.expect, op: bestOp } : { invariant: target.split(":")[0] as InvariantName, variant: target, op: bestOp, message: "" };
   return best;
 
   async function shrinkNumbers(i: number): Promise<void> {

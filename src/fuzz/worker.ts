@@ -13,7 +13,7 @@ parentPort!.on("message", (m) => {
 const job = workerData as WorkerJob;
 workerLoop(job, (m: WorkerMsg) => parentPort!.postMessage(m), () => stop)
   .catch((e) => {
-    parentPort!.postMessage({ t: "violation", v: { op: 0, invariant: "crash", variant: "crash:worker", message: `worker error: ${(e as Error)?.stack ?? e}`, excerpt: null }, seed: job.seed, ops: 0, steps: [] } satisfies WorkerMsg);
+    parentPort!.postMessage({ t: "violation", v: { op: 0, invariant: "crash", variant: "crash:worker", atMs: Date.now(), message: `worker error: ${(e as Error)?.stack ?? e}`, excerpt: null }, seed: job.seed, ops: 0, steps: [] } satisfies WorkerMsg);
     parentPort!.postMessage({ t: "done", ops: 0, episodes: 0 } satisfies WorkerMsg);
   })
   .finally(() => {
