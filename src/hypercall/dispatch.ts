@@ -5,7 +5,7 @@ import type { LockGen } from "../locks/index.js";
 import { DOMID_IO, DOMID_SELF, DOMID_XEN, type HypercallRequest, type HypercallResult } from "../machine/api.js";
 import type { Domain, MachineImpl } from "../machine/machine.js";
 import {
-  EACCES, EDOM, EILSEQ, EINVAL, EIO, ENOENT, ENOSYS, ENXIO, EOPNOTSUPP, EOVERFLOW, EPERM, ESRCH,
+  CRASHED_RC, EACCES, EDOM, EILSEQ, EINVAL, EIO, ENOENT, ENOSYS, ENXIO, EOPNOTSUPP, EOVERFLOW, EPERM, ESRCH,
   GNTST_bad_domain, GNTST_general_error, GNTST_okay, GNTST_permission_denied,
   p2m_is_ram, p2m_map_foreign_ro, p2m_map_foreign_rw, p2m_mmio_direct_c, p2m_ram_ro, p2m_ram_rw,
 } from "../machine/errno.js";
@@ -79,31 +79,36 @@ function lockRemoteDomainById(m: MachineImpl, caller: Domain, domid: number): Do
 // ---- dispatch --------------------------------------------------------------------
 
 export function* dispatch(m: MachineImpl, req: HypercallRequest, caller: Domain, cpu: number): LockGen<HypercallResult> {
-  switch (req.op) {
-    case "XENMEM_add_to_physmap": return { rc: yield* addToPhysmap(m, req, caller, cpu) };
-    case "XENMEM_add_to_physmap_batch": return yield* addToPhysmapBatch(m, req, caller, cpu);
-    case "XENMEM_remove_from_physmap": return { rc: yield* removeFromPhysmap(m, req, caller, cpu) };
-    case "XENMEM_populate_physmap":
-    case "XENMEM_increase_reservation":
-    case "XENMEM_decrease_reservation": return { rc: yield* reservationOp(m, req, caller, cpu) };
-    case "XENMEM_acquire_resource": return yield* acquireResource(m, req, caller, cpu);
-    case "XENMEM_current_reservation":
-    case "XENMEM_maximum_reservation":
-    case "XENMEM_maximum_gpfn": return { rc: statOp(m, req, caller) };
-    case "GNTTABOP_setup_table": return yield* gnttabSetupTable(m, req, caller, cpu);
-    case "GNTTABOP_set_version": return yield* gnttabSetVersion(m, req, caller, cpu);
-    case "GNTTABOP_get_version": {
-      const d = lockDomainByAnyId(m, caller, req.dom);
-      if (!d) return { rc: -ESRCH };
-      const x = xsmTarget(caller, d);
-      if (x) return { rc: x };
-      return { rc: 0, version: d.grant!.version };
+  m.enter(cpu, req.op);
+  try {
+    switch (req.op) {
+      case "XENMEM_add_to_physmap": return { rc: yield* addToPhysmap(m, req, caller, cpu) };
+      case "XENMEM_add_to_physmap_batch": return yield* addToPhysmapBatch(m, req, caller, cpu);
+      case "XENMEM_remove_from_physmap": return { rc: yield* removeFromPhysmap(m, req, caller, cpu) };
+      case "XENMEM_populate_physmap":
+      case "XENMEM_increase_reservation":
+      case "XENMEM_decrease_reservation": return { rc: yield* reservationOp(m, req, caller, cpu) };
+      case "XENMEM_acquire_resource": return yield* acquireResource(m, req, caller, cpu);
+      case "XENMEM_current_reservation":
+      case "XENMEM_maximum_reservation":
+      case "XENMEM_maximum_gpfn": return { rc: statOp(m, req, caller) };
+      case "GNTTABOP_setup_table": return yield* gnttabSetupTable(m, req, caller, cpu);
+      case "GNTTABOP_set_version": return yield* gnttabSetVersion(m, req, caller, cpu);
+      case "GNTTABOP_get_version": {
+        const d = lockDomainByAnyId(m, caller, req.dom);
+        if (!d) return { rc: -ESRCH };
+        const x = xsmTarget(caller, d);
+        if (x) return { rc: x };
+        return { rc: 0, version: d.grant!.version };
+      }
+      case "GNTTABOP_get_status_frames": return yield* gnttabGetStatusFrames(m, req, caller, cpu);
+      case "GNTTABOP_query_size": return yield* gnttabQuerySize(m, req, caller, cpu);
+      case "XENVER_version": return { rc: m.policy.xenVersion };
+      default:
+        return { rc: -ENOSYS };
     }
-    case "GNTTABOP_get_status_frames": return yield* gnttabGetStatusFrames(m, req, caller, cpu);
-    case "GNTTABOP_query_size": return yield* gnttabQuerySize(m, req, caller, cpu);
-    case "XENVER_version": return { rc: m.policy.xenVersion };
-    default:
-      return { rc: -ENOSYS };
+  } catch (e) {
+    return { rc: CRASHED_RC, crash: m.recordCrash(e, cpu) };
   }
 }
 
@@ -188,7 +193,10 @@ export function* addToPhysmapOne(m: MachineImpl, cpu: number, caller: Domain, d:
 
   let rc: number;
   if (!m.policy.xenheapMappedEbusy || !p2m_is_ram(t) || !m.core.is_xen_heap_mfn(mfn)) {
-    rc = yield* m.p2mInsert(cpu, d, gfn, 1n, mfn, t);
+    // guest_physmap_add_entry -> p2m_insert_mapping (inlined: one generator level less)
+    yield* d.p2mLock.writeLock(cpu);
+    rc = m.p2mSetEntryLocked(cpu, d, gfn, 1n, mfn, t);
+    yield* d.p2mLock.writeUnlock(cpu);
   } else {
     // GFN+: xenheap pages are mapped at most once (FS 8.4).
     yield* d.p2mLock.writeLock(cpu);
@@ -263,7 +271,7 @@ function* removeFromPhysmap(m: MachineImpl, req: Req<"XENMEM_remove_from_physmap
   const gpfn = big(req.gpfn) & m.INVALID;
   const page = yield* m.getPageFromGfn(cpu, d, gpfn, { t: 0 });
   if (page === m.INVALID) return -ENOENT;
-  const rc = yield* m.guestPhysmapRemovePage(cpu, d, gpfn, page);
+  const rc = yield* m.p2mRemove(cpu, d, gpfn, 1n, page); // guest_physmap_remove_page
   m.putPage(cpu, page);
   return rc;
 }
@@ -344,7 +352,7 @@ function* guestRemovePage(m: MachineImpl, cpu: number, d: Domain, gfn: bigint): 
   const mfn = yield* m.p2mLookup(cpu, d, gfn);
   if (!m.core.mfn_valid(mfn)) return -EINVAL;
   if (!m.core.get_page(mfn, d.slot)) return -ENXIO;
-  let rc = yield* m.guestPhysmapRemovePage(cpu, d, gfn, mfn);
+  let rc = yield* m.p2mRemove(cpu, d, gfn, 1n, mfn); // guest_physmap_remove_page
   if (rc === 0 && !d.directMapped) m.putPageAllocRef(cpu, mfn);
   m.putPage(cpu, mfn);
   if (rc === -ENOENT) rc = -EINVAL;

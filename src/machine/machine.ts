@@ -50,7 +50,10 @@ export class Domain {
     this.pageAllocLock = new RecursiveSpinLock(`d${domid}.page_alloc_lock`, "page_alloc_lock", { lockdep: ld });
     this.sharedInfo = m.INVALID;
     this.iomem = (cfg.iomem ?? []).map(([a, b]) => [BigInt(a), BigInt(b)]);
+    this.getPageFromGfnName = `p2m_get_page_from_gfn(d${domid === DOMID_IO ? "om_io" : domid === DOMID_XEN ? "om_xen" : domid})`;
   }
+  /** Fault-path label, built once. */
+  readonly getPageFromGfnName: string;
   get privileged(): boolean { return !!this.cfg.privileged; }
   get hardware(): boolean { return !!this.cfg.hardware; }
   get directMapped(): boolean { return !!this.cfg.directMapped; }
@@ -435,7 +438,7 @@ export class MachineImpl {
       outT.t = (c.type_info(gfn) & c.PGT_writable_page()) !== 0n ? p2m_ram_rw : 2;
       return gfn;
     }
-    this.pushWhere(cpu, `p2m_get_page_from_gfn(d${d.domid === DOMID_IO ? "om_io" : d.domid})`);
+    this.pushWhere(cpu, d.getPageFromGfnName);
     const locked = this.policy.getPageFromGfnLocked;
     yield* d.p2mLock.readLock(cpu);
     const look = this.look;
@@ -467,23 +470,25 @@ export class MachineImpl {
   // ---- hypercalls --------------------------------------------------------------
 
   /** The handler generator for the scheduler; never throws for guest-reachable conditions. */
-  *hypercallGen(req: HypercallRequest, opts: CallOptions): LockGen<HypercallResult> {
-    if (this.crashed) return { rc: CRASHED_RC, crash: this.crashed };
+  hypercallGen(req: HypercallRequest, opts: CallOptions): LockGen<HypercallResult> {
+    if (this.crashed) return refused(this.crashed);
     const caller = this.domains.get(opts.caller);
     if (!caller || caller.system) throw new Error(`hypercall: caller domain ${opts.caller} does not exist`);
-    const cpu = opts.vcpu ?? 0;
-    this.lockdep.setContext(cpu, req.op);
-    const w = (this.where[cpu] ??= []);
-    w.length = 0;
-    w.push(req.op);
-    try {
-      const r = yield* dispatch(this, req, caller, cpu);
-      w.length = 0;
-      return r;
-    } catch (e) {
-      const crash = this.recordCrash(e, cpu);
-      return { rc: CRASHED_RC, crash };
-    }
+    return dispatch(this, req, caller, opts.vcpu ?? 0);
+  }
+
+  /** Start-of-hypercall bookkeeping (lockdep context, fault path). */
+  enter(cpu: number, op: string): void {
+    this.lockdep.setContext(cpu, op);
+    let w = this.where[cpu];
+    if (w === undefined) this.where[cpu] = w = [];
+    else if (w.length !== 0) w.length = 0;
+    w.push(op);
+  }
+
+  leave(cpu: number): void {
+    const w = this.where[cpu];
+    if (w !== undefined && w.length !== 0) w.length = 0;
   }
 
   hypercall(req: HypercallRequest, opts: CallOptions): HypercallResult {
@@ -536,6 +541,11 @@ export class MachineImpl {
   freePages(): bigint { return this.core.total_avail_pages(); }
 
   xenheapGfn(mfn: bigint): bigint { return this.core.page_get_xenheap_gfn(mfn); }
+}
+
+// eslint-disable-next-line require-yield
+function* refused(crash: HypervisorCrash): LockGen<HypercallResult> {
+  return { rc: CRASHED_RC, crash };
 }
 
 export async function createMachine(cfg: MachineConfig = {}): Promise<MachineImpl> {
