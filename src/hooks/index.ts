@@ -71,6 +71,13 @@ interface HookState {
   ownHypercall: PropertyDescriptor | undefined; // an instance-own hypercall to restore
   p2mSeen: bigint;
   wrappedLocks: Map<Lock, { take: PropertyDescriptor | undefined; drop: PropertyDescriptor | undefined }>;
+  // derived from observers on every change (refresh)
+  entry: Observer[];
+  exit: Observer[];
+  hasP2m: boolean;
+  hasLock: boolean;
+  /** Domain count when locks were last scanned (new domains bring new locks). */
+  lockScan: number;
 }
 const states = new WeakMap<object, HookState>();
 
@@ -96,7 +103,7 @@ export function observe(machine: HookableMachine, observer: Observer): () => voi
     throw new XenmmArgumentError("observer", `needs at least one of ${OBSERVER_KEYS.join(", ")}`);
   let st = states.get(machine);
   if (!st) {
-    st = { observers: [], seq: 0, current: -1, ownHypercall: undefined, p2mSeen: 0n, wrappedLocks: new Map() };
+    st = { observers: [], seq: 0, current: -1, ownHypercall: undefined, p2mSeen: 0n, wrappedLocks: new Map(), entry: [], exit: [], hasP2m: false, hasLock: false, lockScan: -1 };
     states.set(machine, st);
   }
   if (st.observers.length === 0) wrapHypercall(machine, st);
@@ -126,32 +133,35 @@ export function observerCount(machine: object): number { return states.get(machi
 function wrapHypercall(machine: any, st: HookState): void {
   st.ownHypercall = Object.getOwnPropertyDescriptor(machine, "hypercall");
   const inner: (req: HypercallRequest, ctx?: any) => any = machine.hypercall;
-  const wrapped = function (this: any, req: HypercallRequest, ctx?: any) {
-    const seq = st.seq++;
-    drainIfNeeded(machine, st); // changes made outside hypercalls (domain creation) get seq -1
-    st.current = seq;
-    const obs = st.observers;
-    if (obs.some((o) => o.lock)) wrapLocks(machine, st);
-    const entry: HypercallEntryEvent = { seq, req, ctx };
-    for (const o of obs) o.hypercallEntry?.(entry);
-    const done = (result: any, error: unknown, threw: boolean) => {
-      drainIfNeeded(machine, st);
+  const finish = (seq: number, req: HypercallRequest, ctx: any, result: any, error: unknown, threw: boolean) => {
+    if (st.hasP2m) drainP2m(machine, st);
+    if (st.exit.length) {
       const exit: HypercallExitEvent = { seq, req, ctx, result: threw ? undefined : result };
       if (threw) exit.error = error;
-      for (const o of st.observers) o.hypercallExit?.(exit);
-      st.current = -1;
-    };
+      for (const o of st.exit) o.hypercallExit!(exit);
+    }
+    st.current = -1;
+  };
+  const wrapped = function (this: any, req: HypercallRequest, ctx?: any) {
+    const seq = st.seq++;
+    if (st.hasP2m) drainP2m(machine, st); // changes made outside hypercalls (domain creation) get seq -1
+    if (st.hasLock) wrapLocks(machine, st, false);
+    st.current = seq;
+    if (st.entry.length) {
+      const entry: HypercallEntryEvent = { seq, req, ctx };
+      for (const o of st.entry) o.hypercallEntry!(entry);
+    }
     let r: any;
     try {
       r = inner.call(this, req, ctx);
     } catch (e) {
-      done(undefined, e, true);
+      finish(seq, req, ctx, undefined, e, true);
       throw e;
     }
-    if (r && typeof r.then === "function") {
-      return r.then((v: any) => { done(v, undefined, false); return v; }, (e: unknown) => { done(undefined, e, true); throw e; });
+    if (r !== null && typeof r === "object" && typeof r.then === "function") {
+      return r.then((v: any) => { finish(seq, req, ctx, v, undefined, false); return v; }, (e: unknown) => { finish(seq, req, ctx, undefined, e, true); throw e; });
     }
-    done(r, undefined, false);
+    finish(seq, req, ctx, r, undefined, false);
     return r;
   };
   Object.defineProperty(machine, "hypercall", { value: wrapped, configurable: true, writable: true, enumerable: false });
@@ -166,6 +176,9 @@ function unwrapHypercall(machine: any, st: HookState): void {
 /** Turn the core's P2M log and the lock wrappers on/off to match the observers. */
 function refresh(machine: any, st: HookState): void {
   const wantP2m = st.observers.some((o) => o.p2mChange);
+  st.entry = st.observers.filter((o) => typeof o.hypercallEntry === "function");
+  st.exit = st.observers.filter((o) => typeof o.hypercallExit === "function");
+  st.hasLock = st.observers.some((o) => typeof o.lock === "function");
   const core = coreOf(machine);
   if (core) {
     const a = headerAddress(core) + H.HOOKS;
@@ -182,12 +195,13 @@ function refresh(machine: any, st: HookState): void {
   } else if (wantP2m) {
     throw new XenmmStateError("machine has no core instance: cannot observe P2M changes");
   }
-  if (st.observers.some((o) => o.lock)) wrapLocks(machine, st);
+  st.hasP2m = wantP2m;
+  if (st.hasLock) wrapLocks(machine, st, true);
   else unwrapLocks(st);
 }
 
 function drainIfNeeded(machine: any, st: HookState): void {
-  if (st.observers.some((o) => o.p2mChange)) drainP2m(machine, st);
+  if (st.hasP2m) drainP2m(machine, st);
 }
 
 /** Read P2M-change records appended since the last drain. */
@@ -241,7 +255,11 @@ export function machineLocks(machine: object): Lock[] {
   return [...out];
 }
 
-function wrapLocks(machine: object, st: HookState): void {
+function wrapLocks(machine: object, st: HookState, force: boolean): void {
+  const doms = (machine as any).domains;
+  const n = doms instanceof Map ? doms.size : -2;
+  if (!force && n === st.lockScan && n !== -2) return;
+  st.lockScan = n;
   for (const lock of machineLocks(machine)) {
     if (st.wrappedLocks.has(lock)) continue;
     const l = lock as any;
@@ -269,8 +287,11 @@ function wrapLocks(machine: object, st: HookState): void {
 function unwrapLocks(st: HookState): void {
   for (const [lock, d] of st.wrappedLocks) {
     const l = lock as any;
-    if (d.take) Object.defineProperty(l, "_take", d.take); else delete l._take;
+    // reverse order of addition: V8 then rolls the shape back instead of
+    // switching the lock to slow (dictionary) properties
     if (d.drop) Object.defineProperty(l, "_drop", d.drop); else delete l._drop;
+    if (d.take) Object.defineProperty(l, "_take", d.take); else delete l._take;
   }
   st.wrappedLocks.clear();
+  st.lockScan = -1;
 }
