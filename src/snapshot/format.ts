@@ -70,7 +70,9 @@ export interface SnapshotHeader {
   xenmmVersion: string;
   totalLength: number;
 }
-export interface Section { kind: number; bytes: Uint8Array }
+/** A section's payload, possibly in pieces (written back to back, no intermediate copy). */
+export interface Section { kind: number; bytes: Uint8Array | Uint8Array[] }
+const secLen = (s: Section) => (Array.isArray(s.bytes) ? s.bytes.reduce((a, b) => a + b.length, 0) : s.bytes.length);
 export interface ParsedSnapshot { header: SnapshotHeader; sections: Map<string, Uint8Array> }
 
 const pad8 = (n: number) => (n + 7) & ~7;
@@ -78,7 +80,7 @@ const pad8 = (n: number) => (n + 7) & ~7;
 export function writeSnapshot(h: { arch: number; revision: number; xenmmVersion: string }, sections: Section[]): Uint8Array {
   const tableEnd = HEADER_SIZE + SECTION_ENTRY * sections.length;
   let total = tableEnd;
-  for (const s of sections) total += pad8(s.bytes.length);
+  for (const s of sections) total += pad8(secLen(s));
   total += 4;
   const out = new Uint8Array(total);
   const dv = new DataView(out.buffer);
@@ -95,9 +97,11 @@ export function writeSnapshot(h: { arch: number; revision: number; xenmmVersion:
   let off = tableEnd;
   sections.forEach((s, i) => {
     dv.setUint32(HEADER_SIZE + i * SECTION_ENTRY, s.kind, true);
-    dv.setBigUint64(HEADER_SIZE + i * SECTION_ENTRY + 8, BigInt(s.bytes.length), true);
-    out.set(s.bytes, off);
-    off += pad8(s.bytes.length);
+    const len = secLen(s);
+    dv.setBigUint64(HEADER_SIZE + i * SECTION_ENTRY + 8, BigInt(len), true);
+    let at = off;
+    for (const p of Array.isArray(s.bytes) ? s.bytes : [s.bytes]) { out.set(p, at); at += p.length; }
+    off += pad8(len);
   });
   dv.setUint32(total - 4, crc32(out.subarray(0, total - 4)), true);
   return out;

@@ -110,13 +110,9 @@ function filtered(o: object, skip: Set<string>): object {
 export function snapshotMachine(machine: AnyMachine): Uint8Array {
   checkMachine(machine);
   const host = new TextEncoder().encode(toJson(encodeHost(machine)));
-  const pieces = corePieces(machine);
-  const core = new Uint8Array(machine.core.mem_top());
-  let at = 0;
-  for (const p of pieces) { core.set(p, at); at += p.length; }
   const h = readHeader(machine.core as any);
   return writeSnapshot({ arch: h.arch === "arm64" ? 0 : 1, revision: h.revisionIndex, xenmmVersion: XENMM_VERSION }, [
-    { kind: SECTION_CORE, bytes: core },
+    { kind: SECTION_CORE, bytes: corePieces(machine) },
     { kind: SECTION_HOST, bytes: host },
   ]);
 }
