@@ -110,7 +110,7 @@ export function gnttabGetFrameGfn(m: MachineImpl, cpu: number, d: Domain, status
     return idx >= nr ? m.INVALID : arr[idx];
   }
   const mfn = status ? gt.status[idx] : gt.shared[idx];
-  m.gfnAudit.read(mfn, cpu, "atomic"); // ACCESS_ONCE, outside the P2M lock (FS 2.4)
+  m.gfnAudit.read(mfn, cpu, "unprotected"); // single load, but outside the P2M lock: may be stale (FS 2.4, 11.5)
   m.setCoreFn(cpu, "page_get_xenheap_gfn");
   return m.core.page_get_xenheap_gfn(mfn);
 }

@@ -271,7 +271,10 @@ function* removeFromPhysmap(m: MachineImpl, req: Req<"XENMEM_remove_from_physmap
   const gpfn = big(req.gpfn) & m.INVALID;
   const page = yield* m.getPageFromGfn(cpu, d, gpfn, { t: 0 });
   if (page === m.INVALID) return -ENOENT;
-  const rc = yield* m.p2mRemove(cpu, d, gpfn, 1n, page); // guest_physmap_remove_page
+  // guest_physmap_remove_page -> p2m_remove_mapping (inlined: one generator level less)
+  yield* d.p2mLock.writeLock(cpu);
+  const rc = m.p2mRemoveLocked(cpu, d, gpfn, 1n, page);
+  yield* d.p2mLock.writeUnlock(cpu);
   m.putPage(cpu, page);
   return rc;
 }

@@ -401,12 +401,17 @@ export class MachineImpl {
   /** p2m_remove_mapping (PRE ignores mfn; HARDEN+ checks it, FS 6.8). */
   *p2mRemove(cpu: number, d: Domain, gfn: bigint, nr: bigint, mfn: bigint): LockGen<number> {
     yield* d.p2mLock.writeLock(cpu);
+    const rc = this.p2mRemoveLocked(cpu, d, gfn, nr, mfn);
+    yield* d.p2mLock.writeUnlock(cpu);
+    return rc;
+  }
+
+  /** Body of p2m_remove_mapping between p2m_write_lock and p2m_write_unlock. */
+  p2mRemoveLocked(cpu: number, d: Domain, gfn: bigint, nr: bigint, mfn: bigint): number {
     assertWriteLocked(d.p2mLock, cpu);
     this.setCoreFn(cpu, "p2m_remove_mapping");
     this.curCpu = cpu;
-    const rc = this.p2m.removeMapping(d.slot, gfn, nr, mfn, d.dying);
-    yield* d.p2mLock.writeUnlock(cpu);
-    return rc;
+    return this.p2m.removeMapping(d.slot, gfn, nr, mfn, d.dying);
   }
 
   /** guest_physmap_remove_page(d, gfn, mfn, 0). */
