@@ -18,9 +18,9 @@
 import { runToCompletion } from "../locks/index.js";
 import { createMachine, type Machine } from "../machine/machine.js";
 import type { Arch, Revision, XenOptions, HypercallRequest } from "../machine/api.js";
-import { presetPlan, type PresetPlan } from "./spec.js";
+import { presetPlan, placeBank, type PresetPlan } from "./spec.js";
 
-export { presetPlan, presetDocument, PRESET_NAMES, type PresetPlan, type PresetName } from "./spec.js";
+export { presetPlan, presetDocument, placeBank, PRESET_NAMES, type PresetPlan, type PresetName } from "./spec.js";
 export { checkPreset, type PresetMismatch } from "./check.js";
 
 export interface PresetConfig {
@@ -53,9 +53,14 @@ export async function buildPreset(name: string, cfg: PresetConfig = {}): Promise
     arch, revision, xenOptions, debugCore: cfg.debugCore,
     ramStartMfn: plan.machine.ramStartMfn, ramFrames: plan.machine.ramFrames, ipaBits: plan.machine.ipaBits,
   });
-  buildInto(m, plan);
+  builtPlans.set(m, buildInto(m, plan));
   return m;
 }
+
+const builtPlans = new WeakMap<Machine, PresetPlan>();
+
+/** The plan a preset machine was built from (after placement), for checkPreset. */
+export function presetPlanOf(m: Machine): PresetPlan | undefined { return builtPlans.get(m); }
 
 function checkOverride(what: string, given: number | bigint | undefined, want: bigint): void {
   if (given !== undefined && BigInt(given) !== want) {
@@ -63,8 +68,8 @@ function checkOverride(what: string, given: number | bigint | undefined, want: b
   }
 }
 
-/** Steps 2-5 on a fresh machine built with plan.machine. */
-export function buildInto(m: Machine, plan: PresetPlan): void {
+/** Steps 2-5 on a fresh machine built with plan.machine. Returns the plan as placed. */
+export function buildInto(m: Machine, plan: PresetPlan): PresetPlan {
   const d0 = plan.dom0;
   const d = m.createDomain({
     domid: d0.domid, privileged: d0.privileged, hardware: d0.hardware, directMapped: d0.directMapped,
@@ -89,7 +94,9 @@ export function buildInto(m: Machine, plan: PresetPlan): void {
       mfn = core.alloc_heap_pages(1, zoneHi, order, 0);
     }
     if (mfn === m.INVALID) throw new Error(`xenmm preset: no ${bank.pages}-page chunk for dom0`);
-    if (mfn !== bank.gfn) {
+    if (d0.ramPlacement === "allocator" && d0.ramBanks.length === 1) {
+      plan = placeBank(plan, mfn);
+    } else if (mfn !== bank.gfn) {
       throw new Error(`xenmm preset: the allocator placed dom0's bank at mfn 0x${mfn.toString(16)}, the data says 0x${bank.gfn.toString(16)}`);
     }
     const rc0 = core.assign_pages(mfn, BigInt(bank.pages), d.slot, 0);
@@ -114,6 +121,7 @@ export function buildInto(m: Machine, plan: PresetPlan): void {
     const r = m.hypercall(req, { caller: d0.domid });
     if (r.rc !== 0) throw new Error(`xenmm preset: ${req.op} ${JSON.stringify(req, (_k, v) => typeof v === "bigint" ? `0x${v.toString(16)}` : v)} → ${r.rc}`);
   }
+  return plan;
 }
 
 function arch64(m: Machine): boolean { return m.arch === "arm64"; }

@@ -77,6 +77,8 @@ export interface PresetPlan {
     domid: number; privileged: boolean; hardware: boolean; directMapped: boolean;
     /** 1:1 RAM banks [gfn, pages). */
     ramBanks: Array<{ gfn: bigint; pages: number }>;
+    /** "measured": the bank must land at ramBanks[].gfn; "allocator": dom0_mem changed, Xen's allocator decides (placeBank). */
+    ramPlacement: "measured" | "allocator";
     maxPages: number; totPages: number; xenheapPages: number;
     /** iomem permission, [start, endExclusive), for this revision. */
     iomem: Array<[bigint, bigint]>;
@@ -134,8 +136,8 @@ function regionOf(r: any, rev: Revision): PresetRegion {
  *   bound, so the option can only lower it.
  * - gnttabMaxMaptrackFrames: dom0's maptrack limit (dom0 is created with -1 → the option).
  * - gnttabMaxVersion: dom0's max grant version (the boot state still ends at version 1).
- * - dom0MemPages: size of the 1:1 RAM bank (its start, chosen by Xen's allocator, is kept at
- *   the measured address; the shared_info gfn is kept if it still falls inside the bank).
+ * - dom0MemPages: size of the 1:1 RAM bank. Its address is then whatever Xen's allocator picks
+ *   (placeBank); the kernel's shared_info page keeps its offset from the bank start.
  */
 export function presetPlan(name: string, arch: Arch = "arm64", revision: Revision = "head",
                            xenOptions: XenOptions = {}): PresetPlan {
@@ -219,7 +221,7 @@ export function presetPlan(name: string, arch: Arch = "arm64", revision: Revisio
     },
     dom0: {
       domid: Number(d0.domid), privileged: !!d0.is_privileged, hardware: !!d0.is_hardware_domain,
-      directMapped: !!d0.direct_mapped, ramBanks, maxPages, totPages, xenheapPages: Number(d0.xenheap_pages),
+      directMapped: !!d0.direct_mapped, ramBanks, ramPlacement: deviations.includes("dom0_mem") ? "allocator" : "measured", maxPages, totPages, xenheapPages: Number(d0.xenheap_pages),
       iomem, maxGrantFrames, maxMaptrackFrames, gnttabMaxVersion,
     },
     mmio, grantFrames, sharedInfo,
@@ -243,5 +245,34 @@ export function presetPlan(name: string, arch: Arch = "arm64", revision: Revisio
       },
     },
     deviations,
+  };
+}
+
+/**
+ * The plan with dom0's (single) bank moved to `gfn`, as the allocator placed it: RAM runs,
+ * the shared_info gfn (same offset into the bank) and max_mapped_gfn follow.
+ */
+export function placeBank(plan: PresetPlan, gfn: bigint): PresetPlan {
+  const old = plan.dom0.ramBanks[0];
+  if (old.gfn === gfn) return plan;
+  const shift = gfn - old.gfn;
+  const pages = BigInt(old.pages);
+  const si = plan.sharedInfo.gfn + shift;
+  if (si < gfn || si >= gfn + pages) throw new Error(`xenmm preset: shared_info offset 0x${(plan.sharedInfo.gfn - old.gfn).toString(16)} is outside a ${old.pages}-page bank`);
+  const isRam = (r: PresetRegion) => r.kind === "dom0 RAM" || r.gfn === plan.sharedInfo.gfn;
+  const siRegion = plan.regions.find((r) => r.gfn === plan.sharedInfo.gfn)!;
+  const ram: PresetRegion[] = [
+    { gfn, nr: si - gfn, mfn: gfn, type: 1, kind: "dom0 RAM" },
+    { ...siRegion, gfn: si },
+    { gfn: si + 1n, nr: gfn + pages - si - 1n, mfn: si + 1n, type: 1, kind: "dom0 RAM" },
+  ].filter((r) => r.nr > 0n);
+  const regions = [...plan.regions.filter((r) => !isRam(r)), ...ram].sort((a, b) => (a.gfn < b.gfn ? -1 : a.gfn > b.gfn ? 1 : 0));
+  const maxGfn = regions.reduce((m, r) => (r.gfn + r.nr - 1n > m ? r.gfn + r.nr - 1n : m), 0n);
+  return {
+    ...plan,
+    dom0: { ...plan.dom0, ramBanks: [{ gfn, pages: old.pages }] },
+    sharedInfo: { ...plan.sharedInfo, gfn: si },
+    regions,
+    expect: { ...plan.expect, maximumGpfn: maxGfn },
   };
 }

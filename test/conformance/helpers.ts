@@ -15,7 +15,7 @@ export const ARCHES: readonly Arch[] = ["arm64", "arm32"];
 export const DOMID_SELF = 0x7ff0, DOMID_IO = 0x7ff1, DOMID_XEN = 0x7ff2;
 export const XENMAPSPACE = { shared_info: 0, grant_table: 1, gmfn: 2, gmfn_range: 3, gmfn_foreign: 4, dev_mmio: 5 } as const;
 export const XENMAPIDX_grant_table_status = 0x80000000;
-export const E = { PERM: -1, NOENT: -2, SRCH: -3, NXIO: -6, NOMEM: -12, BUSY: -16, INVAL: -22, DOM: -33, RANGE: -34, NOSYS: -38, ILSEQ: -84, OPNOTSUPP: -95 } as const;
+export const E = { PERM: -1, NOENT: -2, SRCH: -3, NXIO: -6, NOMEM: -12, ACCES: -13, BUSY: -16, INVAL: -22, DOM: -33, RANGE: -34, NOSYS: -38, ILSEQ: -84, OPNOTSUPP: -95 } as const;
 export const GNTST = { okay: 0, general_error: -1, bad_domain: -2 } as const;
 export const CRASHED_RC = -0xdead;
 
