@@ -48,7 +48,7 @@ const log2 = (n: bigint) => { let l = 0; while (n > 1n) { n >>= 1n; l++; } retur
 interface Segment { kind: "range" | "hole"; gfn: bigint; nr: bigint; range?: MappedRange; w: number }
 
 export function renderIpaSvg(ranges: MappedRange[], opt: SvgOptions): string {
-  const W = opt.width ?? 1200, M = 60;
+  const W = opt.width ?? 1400, M = 60;
   const ipaPages = 1n << BigInt(opt.ipaBits - 12);
   const segs: Segment[] = [];
   let at = 0n;
@@ -58,9 +58,9 @@ export function renderIpaSvg(ranges: MappedRange[], opt: SvgOptions): string {
     at = r.gfn + r.nr;
   }
   if (at < ipaPages) segs.push({ kind: "hole", gfn: at, nr: ipaPages - at, w: 0 });
-  for (const s of segs) s.w = s.kind === "range" ? 6 + 9 * log2(s.nr) : 10 + 2.5 * log2(s.nr);
+  for (const s of segs) s.w = s.kind === "range" ? 14 + 8 * log2(s.nr) : 10 + 2.5 * log2(s.nr);
 
-  const LANE = 16, LANES = 3, LABEL = 64, ROW = LANE * LANES + LABEL + 14;
+  const LANE = 16, LANES = 3, LABEL = 58, ROW = LANE * LANES + LABEL + 14;
   const legendH = 64;
   // place segments
   const placed: Array<Segment & { x: number; row: number }> = [];
@@ -99,7 +99,8 @@ export function renderIpaSvg(ranges: MappedRange[], opt: SvgOptions): string {
     out.push(`<line x1="${M}" y1="${y0 + LANES * LANE}" x2="${W - 10}" y2="${y0 + LANES * LANE}" stroke="#ccc"/>`);
     out.push(`</g>`);
   }
-  let lastX = -1e9, lastRow = -1, stagger = 0;
+  let lastRow = -1;
+  const ends = [-1e9, -1e9, -1e9, -1e9];
   for (const s of placed) {
     const y0 = legendH + s.row * ROW;
     const tip = `${s.kind === "hole" ? "hole" : p2mTypeName(s.range!.type)} gfn ${hex(s.gfn)}..${hex(s.gfn + s.nr - 1n)} (${formatPages(s.nr)})`;
@@ -116,12 +117,18 @@ export function renderIpaSvg(ranges: MappedRange[], opt: SvgOptions): string {
         for (let i = 1; i < r.leaves; i++) { const tx = s.x + (s.w * i) / r.leaves; d += `M${tx.toFixed(1)} ${y + 3}V${y + LANE - 5}`; }
         out.push(`<path class="ticks" d="${d}" stroke="#ffffff" stroke-width="0.7"/>`);
       }
+      // labels: horizontal, in up to 4 staggered text rows; a label that fits in no row is
+      // left out (the <title> tooltip carries the same information)
       const lbl = `${hex(r.gfn)} ${formatPages(r.nr)}`;
-      // stagger labels of ranges that start close to the previous label
-      stagger = s.row === lastRow && s.x - lastX < 30 ? (stagger + 1) % 3 : 0;
-      lastRow = s.row; lastX = s.x;
-      const ly = y0 + LANES * LANE + 6 + stagger * 12;
-      out.push(`<text x="${s.x.toFixed(1)}" y="${ly}" font-size="8" fill="#333" transform="rotate(35 ${s.x.toFixed(1)} ${ly})">${esc(lbl)}</text>`);
+      const lw = lbl.length * 5 + 6;
+      if (s.row !== lastRow) { lastRow = s.row; ends.fill(-1e9); }
+      const slot = ends.findIndex((e) => s.x >= e);
+      if (slot >= 0) {
+        ends[slot] = s.x + lw;
+        const ly = y0 + LANES * LANE + 12 + slot * 11;
+        out.push(`<path class="leader" d="M${(s.x + 1).toFixed(1)} ${y + LANE - 2}V${ly - 8}" stroke="#999" stroke-width="0.5"/>`);
+        out.push(`<text x="${(s.x + 2).toFixed(1)}" y="${ly}" font-size="8" fill="#333">${esc(lbl)}</text>`);
+      }
     }
   }
   out.push(`</svg>`);
