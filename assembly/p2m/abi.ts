@@ -22,6 +22,7 @@ import {
 import { p2m_set_entry, p2m_get_entry, p2m_tlb_flush_sync } from "./p2m";
 
 export { p2m_geometry_init, p2m_init_array, p2m_vtcr, p2m_vmid_in_use } from "./geometry";
+import { p2m_ipa_bits } from "./geometry";
 export { p2m_log_ptr, p2m_log_count } from "./log";
 export {
   p2m_get_entry, p2m_set_entry, __p2m_set_entry, p2m_free_entry, p2m_split_superpage,
@@ -133,3 +134,4 @@ export function p2m_lookup_batch(d: u32, buf: usize, n: u32): void {
 
 // Unused-slot guard for the host: highest slot number.
 export function p2m_max_domains(): u32 { return MAX_DOMAINS; }
+export function p2m_geometry_ipa_bits(): u32 { return p2m_ipa_bits(); }

@@ -17,7 +17,7 @@ import {
 } from "./api.js";
 import { XenCrash, XenError, crashKindOfCode } from "./crash.js";
 import { CRASHED_RC, EINVAL, ENOMEM, EEXIST, p2m_invalid, p2m_is_any_ram, p2m_is_foreign, p2m_ram_rw } from "./errno.js";
-import { CoreP2m, HostP2m, p2mGeometry, type P2mBackend, type P2mLookup, type P2mRun } from "./p2m.js";
+import { CoreP2m, type P2mBackend, type P2mLookup, type P2mRun } from "./p2m.js";
 
 // Core domain flags (assembly/mm/domain.ts).
 const D_DYING = 1, D_PRIVILEGED = 2, D_DIRECTMAP = 4, D_HARDWARE = 8;
@@ -96,17 +96,11 @@ export class MachineImpl {
     core.machine_init(this.is64 ? 0 : 1, this.policy.index, this.policy.features, ramStart, BigInt(ramFrames),
       st ? BigInt(st.startMfn) : 0n, st ? BigInt(st.frames) : 0n);
     this.PGC_xen_heap = core.PGC_xen_heap();
-    const geo = p2mGeometry(this.arch, cfg.ipaBits ?? (this.is64 ? 48 : 40), (this.policy.features & (1 << 10)) !== 0);
-    this.ipaBits = geo.ipaBits;
-    if (CoreP2m.available(core) && process.env.XENMM_HOST_P2M !== "1") {
-      const rc = (core as any).p2m_geometry_init(geo.ipaBits, false);
-      if (rc !== 0) throw new Error(`p2m_geometry_init(${geo.ipaBits}): ${rc}`);
-      this.p2m = new CoreP2m(core, this.INVALID);
-    } else {
-      const hp = new HostP2m(core, this.policy, this.INVALID, geo);
-      hp.onXenheapGfnClear = (mfn) => { this.gfnAudit.write(mfn, this.curCpu, "p2m_locked"); };
-      this.p2m = hp;
-    }
+    const wantIpa = cfg.ipaBits ?? (this.is64 ? 48 : 40);
+    const rc = core.p2m_geometry_init(wantIpa, false);
+    if (rc !== 0) throw new RangeError(`ipaBits ${wantIpa}: Xen has no stage-2 configuration for it on ${this.arch}`);
+    this.ipaBits = core.p2m_geometry_ipa_bits();
+    this.p2m = new CoreP2m(core, this.INVALID);
     this.heapLock = new SpinLock("heap_lock", "heap_lock", { lockdep: this.lockdep });
     this.gfnAudit = new GfnAudit({
       lockdep: this.lockdep,
