@@ -8,7 +8,7 @@
 // is independent of the worker count, and shards partition the space.
 
 import { Worker } from "node:worker_threads";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Arch, Revision } from "../machine/api.js";
@@ -130,10 +130,21 @@ function jsonSafe<T>(v: T): T {
   return JSON.parse(JSON.stringify(encodeValue(v))) as T;
 }
 
-function workerUrl(): { file: string; execArgv: string[] } {
+/**
+ * How to start a worker. Compiled JS: worker.js directly. tsx source: Node 20
+ * does not apply `--import tsx` from a Worker's execArgv to the worker's own
+ * module loading, so the worker is a tiny eval'd bootstrap that registers
+ * tsx's ESM hooks and then imports worker.ts (execArgv is still passed so
+ * that nested imports see the same flags).
+ */
+function spawnWorker(job: WorkerJob): Worker {
   const here = fileURLToPath(import.meta.url);
-  if (here.endsWith(".ts")) return { file: here.replace(/campaign\.ts$/, "worker.ts"), execArgv: ["--import", "tsx"] };
-  return { file: here.replace(/campaign\.js$/, "worker.js"), execArgv: [] };
+  if (here.endsWith(".ts")) {
+    const url = pathToFileURL(here.replace(/campaign\.ts$/, "worker.ts")).href;
+    const boot = `import("tsx/esm/api").then((m) => { m.register(); return import(${JSON.stringify(url)}); });`;
+    return new Worker(boot, { eval: true, workerData: job });
+  }
+  return new Worker(here.replace(/campaign\.js$/, "worker.js"), { workerData: job });
 }
 
 class Progress {
@@ -234,12 +245,11 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
   if (workers === 0) {
     await workerLoop(jobs[0], (m) => onMsg(0, m), () => stop);
   } else {
-    const { file, execArgv } = workerUrl();
     await Promise.all(
       jobs.map(
         (job, w) =>
           new Promise<void>((resolve, reject) => {
-            const wk = new Worker(file, { execArgv, workerData: job });
+            const wk = spawnWorker(job);
             let stopped = false;
             const poll = setInterval(() => {
               if (stop && !stopped) {

@@ -63,8 +63,8 @@ export interface FuzzHost {
   drainP2m(): P2mWrite[] | null;
   /** Every valid leaf of domid's P2M, by walking its tables: [gfn, lo, hi, level] quadruples. */
   walkP2m(domid: number): number[] | null;
-  /** Frame-table view; null if the MFN is not valid. */
-  page(mfn: number): PageView | null;
+  /** Frame-table view; null if the MFN is not valid. withOwner=false skips the owner lookup (owner -3). */
+  page(mfn: number, withOwner?: boolean): PageView | null;
   /** is_xen_heap_mfn(mfn) (arm64: PGC_xen_heap; arm32: the direct-map range). */
   isXenheap(mfn: number): boolean;
   /** All RAM MFNs [first, end). */

@@ -110,6 +110,7 @@ export class ShadowP2m {
     const m = this.of(w.domid);
     const oldLeaf = decodeLeaf(w.oldLo, w.oldHi, w.level);
     const newLeaf = decodeLeaf(w.newLo, w.newHi, w.level);
+    if (oldLeaf === null && newLeaf === null) return; // table links, empty -> empty
     if (oldLeaf !== null && isTable(w.newLo, w.newHi, w.level)) return; // superpage split: same mappings
     const n = LEVEL_PAGES[w.level] ?? 1;
     if (n > 1 << 20) throw new Error(`fuzz: level-${w.level} block not supported by the shadow`);
@@ -591,8 +592,10 @@ export class InvariantChecker {
     let left = 0;
     let first = -1;
     for (let m = lo; m < hi; m++) {
-      const p = this.host.page(m);
-      if (p !== null && p.owner === domid && !pageFree(p, this.arm64)) {
+      const q = this.host.page(m, false);
+      if (q === null || pageFree(q, this.arm64)) continue;
+      const p = this.host.page(m)!;
+      if (p.owner === domid) {
         if (first < 0) first = m;
         left++;
       }
@@ -655,8 +658,10 @@ export class InvariantChecker {
     const live = new Set(host.domids());
     const [lo, hi] = host.ramRange();
     for (let mfn = lo; mfn < hi; mfn++) {
-      const p = host.page(mfn);
-      if (p === null || p.owner < 0 || !live.has(p.owner) || pageFree(p, arm64)) continue;
+      const q = host.page(mfn, false);
+      if (q === null || pageFree(q, arm64) || (pageCount(q, arm64) === 0 && !pageAllocated(q, arm64) && !foreign.has(mfn))) continue;
+      const p = host.page(mfn)!;
+      if (p.owner < 0 || !live.has(p.owner)) continue;
       if (host.dying(p.owner)) continue;
       const want = (pageAllocated(p, arm64) ? 1 : 0) + (foreign.get(mfn) ?? 0);
       const got = pageCount(p, arm64);

@@ -96,7 +96,75 @@ export class MachineHost implements FuzzHost {
     return s;
   }
 
+  // ---- P2M-change log of the core (assembly/p2m/log.ts) ----------------------
+  private logPtr = 0;
+  private logSeen = 0;
+  private logCap = 0;
+
+  /** Turn on the core's P2M-change log (header hooks bit 0); false if the core has none. */
+  private enableLog(): boolean {
+    const c = this.m.core as any;
+    if (this.m.p2m.kind !== "core" || typeof c.p2m_log_ptr !== "function") return false;
+    const ptr = Number(c.p2m_log_ptr());
+    if (ptr === 0) return false;
+    const u32 = new Uint32Array(c.memory.buffer);
+    const ft = c.frame_table_ptr();
+    let hdr = -1;
+    for (let a = 0; a < Math.min(u32.length * 4, 1 << 22); a += 64) {
+      if (u32[a >>> 2] === 0x4d4d4e58 && u32[(a + 48) >>> 2] === ft) {
+        hdr = a;
+        break;
+      }
+    }
+    if (hdr < 0) return false;
+    this.hdr = hdr;
+    u32[(hdr + 144) >>> 2] |= 1; // H_HOOKS |= HOOK_P2M_LOG
+    this.logPtr = ptr;
+    this.logCap = u32[ptr >>> 2];
+    this.logSeen = Number(c.p2m_log_count());
+    return true;
+  }
+
+  private drainLog(): P2mWrite[] | null {
+    const c = this.m.core;
+    const dv = this.view();
+    const total = dv.getUint32(this.logPtr + 8, true) + dv.getUint32(this.logPtr + 12, true) * 0x100000000;
+    const n = total - this.logSeen;
+    const out: P2mWrite[] = [];
+    if (n > this.logCap) {
+      this.logSeen = total;
+      return null;
+    }
+    for (let k = this.logSeen; k < total; k++) {
+      const r = this.logPtr + 16 + (k & (this.logCap - 1)) * 32;
+      const slot = dv.getUint32(r + 28, true);
+      const d = this.m.bySlot[slot];
+      if (d === undefined || d.system) continue;
+      out.push({
+        domid: d.domid,
+        gfn: dv.getUint32(r, true) + dv.getUint32(r + 4, true) * 0x100000000,
+        level: dv.getUint32(r + 24, true),
+        oldLo: dv.getUint32(r + 8, true),
+        oldHi: dv.getUint32(r + 12, true),
+        newLo: dv.getUint32(r + 16, true),
+        newHi: dv.getUint32(r + 20, true),
+      });
+    }
+    this.logSeen = total;
+    void c;
+    return out;
+  }
+
+  private useLog: boolean | null = null;
+  private hdr = -1;
+
   drainP2m(): P2mWrite[] | null {
+    if (this.useLog === null) this.useLog = this.enableLog();
+    if (this.useLog) return this.drainLog();
+    return this.drainByDiff();
+  }
+
+  private drainByDiff(): P2mWrite[] | null {
     const out: P2mWrite[] = [];
     const seen = new Set<number>();
     for (const domid of this.domids()) {
@@ -119,7 +187,42 @@ export class MachineHost implements FuzzHost {
   }
 
   walkP2m(domid: number): number[] | null {
-    if (this.m.domain(domid) === undefined) return null;
+    const d = this.m.domain(domid);
+    if (d === undefined) return null;
+    if (this.useLog === null) this.useLog = this.enableLog();
+    if (this.useLog && this.hdr >= 0) return this.walkTables(d.slot);
+    return this.walkRuns(domid);
+  }
+
+  /** Walk the stage-2 tables in linear memory (header: root level/order, P2M array; record: root_ptr[8]). */
+  private walkTables(slot: number): number[] {
+    const dv = this.view();
+    const out: number[] = [];
+    const rootLevel = dv.getUint32(this.hdr + 96, true);
+    const rootPages = 1 << dv.getUint32(this.hdr + 100, true);
+    const rec = dv.getUint32(this.hdr + 152, true) + slot * 256;
+    const c = this.m.core;
+    const span = (l: number) => 2 ** (9 * (3 - l));
+    const walk = (table: number, level: number, base: number) => {
+      const sz = span(level);
+      for (let i = 0; i < 512; i++) {
+        const lo = dv.getUint32(table + 8 * i, true);
+        const hi = dv.getUint32(table + 8 * i + 4, true);
+        if (((hi >>> 23) & 0xf) === 0) continue; // !p2m_is_valid
+        if (level < 3 && (lo & 2) !== 0) {
+          const child = c.backing_lookup(BigInt((hi & 0xffff) * 0x100000 + (lo >>> 12)));
+          if (child !== 0) walk(child, level + 1, base + i * sz);
+        } else out.push(base + i * sz, lo, hi, level);
+      }
+    };
+    for (let r = 0; r < rootPages; r++) {
+      const t = dv.getUint32(rec + 152 + 4 * r, true);
+      if (t !== 0) walk(t, rootLevel, r * 512 * span(rootLevel));
+    }
+    return out;
+  }
+
+  private walkRuns(domid: number): number[] {
     const out: number[] = [];
     for (const r of this.m.p2mRuns(domid)) {
       const g = Number(r.gfn), mfn = Number(r.mfn), n = Number(r.nr);
@@ -131,12 +234,16 @@ export class MachineHost implements FuzzHost {
     return out;
   }
 
-  page(mfn: number): PageView | null {
+  private view(): DataView {
+    // memory.buffer is a slow getter: re-read it only when the old buffer was detached by a grow.
+    if (this.dv === null || this.dv.byteLength === 0) this.dv = new DataView(this.m.core.memory.buffer);
+    return this.dv;
+  }
+
+  page(mfn: number, withOwner = true): PageView | null {
     if (mfn < this.ram[0] || mfn >= this.ram[1]) return null;
-    const buf = this.m.core.memory.buffer;
-    if (this.dv === null || this.dv.buffer !== buf) this.dv = new DataView(buf);
     const p = this.ftPtr + (mfn - this.ftBase) * this.piSize;
-    const dv = this.dv;
+    const dv = this.view();
     let countLo: number, countHi: number, typeLo: number, typeHi: number;
     if (this.is64) {
       countLo = dv.getUint32(p + 16, true);
@@ -149,6 +256,7 @@ export class MachineHost implements FuzzHost {
       typeLo = dv.getUint32(p + 12, true);
       typeHi = 0;
     }
+    if (!withOwner) return { countLo, countHi, typeLo, typeHi, owner: -3 };
     const slot = this.m.core.page_owner(BigInt(mfn));
     const d = slot === 0 ? undefined : this.m.bySlot[slot];
     const owner = slot === 0 ? -1 : d === undefined || d.system ? -2 : d.domid;
