@@ -20,8 +20,11 @@ export interface HypercallContext { caller: number; vcpu?: number; [k: string]: 
 export interface HypercallEntryEvent {
   /** Sequence number of the hypercall since the first observer was installed on this machine. */
   seq: number;
+  /** The request; for raw hypercalls (machine.hypercallRaw) the RawCall. */
   req: HypercallRequest;
   ctx: HypercallContext | undefined;
+  /** true for machine.hypercallRaw (number, cmd, guest address). */
+  raw: boolean;
 }
 export interface HypercallExitEvent extends HypercallEntryEvent {
   /** The result, or undefined if the hypercall threw (then `error` is set). */
@@ -68,7 +71,8 @@ interface HookState {
   observers: Observer[];
   seq: number;
   current: number;
-  ownHypercall: PropertyDescriptor | undefined; // an instance-own hypercall to restore
+  /** Wrapped methods and their instance-own descriptors to restore (undefined = none: delete). */
+  own: Map<string, PropertyDescriptor | undefined>;
   p2mSeen: bigint;
   wrappedLocks: Map<Lock, { take: PropertyDescriptor | undefined; drop: PropertyDescriptor | undefined }>;
   // derived from observers on every change (refresh)
@@ -103,10 +107,13 @@ export function observe(machine: HookableMachine, observer: Observer): () => voi
     throw new XenmmArgumentError("observer", `needs at least one of ${OBSERVER_KEYS.join(", ")}`);
   let st = states.get(machine);
   if (!st) {
-    st = { observers: [], seq: 0, current: -1, ownHypercall: undefined, p2mSeen: 0n, wrappedLocks: new Map(), entry: [], exit: [], hasP2m: false, hasLock: false, lockScan: -1 };
+    st = { observers: [], seq: 0, current: -1, own: new Map(), p2mSeen: 0n, wrappedLocks: new Map(), entry: [], exit: [], hasP2m: false, hasLock: false, lockScan: -1 };
     states.set(machine, st);
   }
-  if (st.observers.length === 0) wrapHypercall(machine, st);
+  if (st.observers.length === 0) {
+    wrapHypercall(machine, st, "hypercall", false);
+    if (typeof (machine as any).hypercallRaw === "function") wrapHypercall(machine, st, "hypercallRaw", true);
+  }
   st.observers.push(observer);
   refresh(machine, st);
   let removed = false;
@@ -130,13 +137,13 @@ export function flushP2mEvents(machine: object): void {
 /** Number of observers installed on a machine. */
 export function observerCount(machine: object): number { return states.get(machine)?.observers.length ?? 0; }
 
-function wrapHypercall(machine: any, st: HookState): void {
-  st.ownHypercall = Object.getOwnPropertyDescriptor(machine, "hypercall");
-  const inner: (req: HypercallRequest, ctx?: any) => any = machine.hypercall;
+function wrapHypercall(machine: any, st: HookState, method: string, raw: boolean): void {
+  st.own.set(method, Object.getOwnPropertyDescriptor(machine, method));
+  const inner: (req: HypercallRequest, ctx?: any) => any = machine[method];
   const finish = (seq: number, req: HypercallRequest, ctx: any, result: any, error: unknown, threw: boolean) => {
     if (st.hasP2m) drainP2m(machine, st);
     if (st.exit.length) {
-      const exit: HypercallExitEvent = { seq, req, ctx, result: threw ? undefined : result };
+      const exit: HypercallExitEvent = { seq, req, ctx, raw, result: threw ? undefined : result };
       if (threw) exit.error = error;
       for (const o of st.exit) o.hypercallExit!(exit);
     }
@@ -148,7 +155,7 @@ function wrapHypercall(machine: any, st: HookState): void {
     if (st.hasLock) wrapLocks(machine, st, false);
     st.current = seq;
     if (st.entry.length) {
-      const entry: HypercallEntryEvent = { seq, req, ctx };
+      const entry: HypercallEntryEvent = { seq, req, ctx, raw };
       for (const o of st.entry) o.hypercallEntry!(entry);
     }
     let r: any;
@@ -164,13 +171,16 @@ function wrapHypercall(machine: any, st: HookState): void {
     finish(seq, req, ctx, r, undefined, false);
     return r;
   };
-  Object.defineProperty(machine, "hypercall", { value: wrapped, configurable: true, writable: true, enumerable: false });
+  Object.defineProperty(machine, method, { value: wrapped, configurable: true, writable: true, enumerable: false });
 }
 
 function unwrapHypercall(machine: any, st: HookState): void {
-  if (st.ownHypercall) Object.defineProperty(machine, "hypercall", st.ownHypercall);
-  else delete machine.hypercall;
-  st.ownHypercall = undefined;
+  // reverse order of wrapping (keeps V8's fast-properties shape)
+  for (const [method, d] of [...st.own].reverse()) {
+    if (d) Object.defineProperty(machine, method, d);
+    else delete machine[method];
+  }
+  st.own.clear();
 }
 
 /** Turn the core's P2M log and the lock wrappers on/off to match the observers. */

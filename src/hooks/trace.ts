@@ -35,7 +35,7 @@ export function traceMachine(machine: HookableMachine, sink: LineSink, opt: Trac
     : (() => { throw new XenmmArgumentError("sink", "expected a function or a writable stream", sink); })();
   const desc = opt.describe !== false;
   const o: Observer = {
-    hypercallEntry: (e) => write(traceLine({ ev: "enter", seq: e.seq, req: e.req, caller: e.ctx?.caller, vcpu: e.ctx?.vcpu })),
+    hypercallEntry: (e) => write(traceLine({ ev: "enter", seq: e.seq, ...(e.raw ? { raw: true } : {}), req: e.req, caller: e.ctx?.caller, vcpu: e.ctx?.vcpu })),
     hypercallExit: (e) => write(traceLine(e.error !== undefined
       ? { ev: "exit", seq: e.seq, error: String((e.error as Error)?.message ?? e.error) }
       : { ev: "exit", seq: e.seq, rc: e.result?.rc, result: e.result })),

@@ -117,10 +117,16 @@ function treeLines(nodes: P2mTableNode[], out: string[]): void {
 }
 const hex16 = (v: bigint) => "0x" + v.toString(16).padStart(16, "0");
 
+/** The host keeps the P2M in the core's tables (CoreP2m), not in a TypeScript model. */
+function usesCoreP2m(m: MachineImpl): boolean {
+  const kind = (m.p2m as { kind?: string }).kind;
+  return kind !== "host" && typeof (m.core as any).p2m_root_mfn === "function";
+}
+
 /** The mapped ranges of a domain: from the core's P2M tables, or the host P2M model's runs. */
 export function domainRanges(m: MachineImpl, d: Domain): MappedRange[] {
   const core = m.core as any;
-  if (m.p2m.kind === "core" && core.p2m_root_mfn) return mappedRanges(p2mLeaves(core, d.slot));
+  if (usesCoreP2m(m)) return mappedRanges(p2mLeaves(core, d.slot));
   return m.p2mRuns(d.domid).map((r) => ({ gfn: r.gfn, nr: r.nr, level: 3, type: r.type, mfn: r.mfn, leaves: Number(r.nr) }));
 }
 
@@ -178,7 +184,7 @@ function ownedSummary(m: MachineImpl, d: Domain, out: string[]): void {
 export function dumpText(m: MachineImpl, only?: number): string {
   const out: string[] = [];
   const h = readHeader(m.core as any);
-  out.push(`machine: ${m.arch} ${m.revision}, RAM mfn ${hex(h.ramStartMfn)}..${hex(h.maxPage)} (${formatPages(h.nrFrames)}), IPA ${m.ipaBits} bits, P2M ${m.p2m.kind} backend, core memory ${formatPages(BigInt(Math.ceil(h.top / 4096)))}`);
+  out.push(`machine: ${m.arch} ${m.revision}, RAM mfn ${hex(h.ramStartMfn)}..${hex(h.maxPage)} (${formatPages(h.nrFrames)}), IPA ${m.ipaBits} bits, P2M ${usesCoreP2m(m) ? "core" : "host"} backend, core memory ${formatPages(BigInt(Math.ceil(h.top / 4096)))}`);
   if (m.crashed) out.push(`HYPERVISOR CRASHED: ${m.crashed.kind} at ${m.crashed.path}`);
   out.push(`free pages: ${m.freePages()}`);
   const doms = [...m.domains.values()].filter((d) => (only === undefined ? !d.system : d.domid === only));
@@ -187,7 +193,7 @@ export function dumpText(m: MachineImpl, only?: number): string {
     out.push(`domain ${d.domid} (slot ${d.slot})${d.dying ? " dying" : ""}${d.crashed ? ` crashed: ${d.crashed}` : ""}: tot_pages ${m.core.domain_tot_pages(d.slot)}, shared_info ${d.sharedInfo === m.INVALID ? "none" : hex(d.sharedInfo)}`);
     out.push("  P2M:");
     const core = m.core as any;
-    if (m.p2m.kind === "core" && core.p2m_root_mfn) {
+    if (usesCoreP2m(m)) {
       const lines: string[] = [];
       treeLines(p2mTree(core, d.slot), lines);
       if (lines.length === 0) out.push("    (no P2M root)"); else out.push(...lines.map((l) => "  " + l));

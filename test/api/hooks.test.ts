@@ -53,6 +53,7 @@ describe("hooks", () => {
     stop();
     stop(); // idempotent
     expect(Object.prototype.hasOwnProperty.call(a, "hypercall")).toBe(false);
+    expect(Object.prototype.hasOwnProperty.call(a, "hypercallRaw")).toBe(false);
     expect(a.hypercall).toBe(proto);
     expect(hooksWord(a) & 1).toBe(0);
     expect(observerCount(a)).toBe(0);

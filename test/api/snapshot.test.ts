@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { createMachine, type Machine } from "../../src/machine/machine.js";
 import type { HypercallRequest } from "../../src/machine/api.js";
 import { snapshotMachine, restoreMachine, stateHash } from "../../src/snapshot/index.js";
-import { SnapshotFormatError, XenmmArgumentError } from "../../src/api/errors.js";
+import { SnapshotFormatError, XenmmArgumentError, XenmmStateError } from "../../src/api/errors.js";
 import { crc32 } from "../../src/snapshot/format.js";
 
 const SELF = 0x7ff0;
@@ -26,8 +26,8 @@ const opArb: fc.Arbitrary<{ req: HypercallRequest; caller: number }> = fc.oneof(
   fc.record({ caller: fc.constantFrom(1, 2), req: fc.record({ op: fc.constant("XENMEM_decrease_reservation" as const), domid: fc.constant(SELF), extent_start: fc.array(fc.integer({ min: 0x40000, max: 0x40010 }), { minLength: 1, maxLength: 2 }) }) }),
 );
 
-async function fresh(): Promise<Machine> {
-  const m = await createMachine({ ramFrames: 0x8000 });
+async function fresh(arch: "arm64" | "arm32" = "arm64", revision: "pre" | "harden" | "gfn" | "head" = "head"): Promise<Machine> {
+  const m = await createMachine({ arch, revision, ramFrames: 0x8000 });
   m.createDomain({ domid: 1, ramPages: 64 });
   m.createDomain({ domid: 2, ramPages: 16, privileged: true });
   return m;
@@ -37,8 +37,8 @@ const norm = (v: unknown) => JSON.parse(JSON.stringify(v, (_k, x) => (typeof x =
 
 describe("snapshot / restore", () => {
   it("restore then continue == continue without the snapshot (fast-check)", async () => {
-    await fc.assert(fc.asyncProperty(fc.array(opArb, { maxLength: 12 }), fc.array(opArb, { maxLength: 12 }), async (before, after) => {
-      const a = await fresh();
+    await fc.assert(fc.asyncProperty(fc.constantFrom("arm64", "arm32"), fc.constantFrom("pre", "harden", "gfn", "head"), fc.array(opArb, { maxLength: 12 }), fc.array(opArb, { maxLength: 12 }), async (arch, rev, before, after) => {
+      const a = await fresh(arch as "arm64", rev as "head");
       for (const o of before) a.hypercall(o.req, { caller: o.caller });
       const h0 = stateHash(a);
       const snap = snapshotMachine(a);
@@ -53,8 +53,16 @@ describe("snapshot / restore", () => {
       expect(stateHash(b)).toBe(stateHash(a));
       // a snapshot of the restored machine is byte-identical to one of the original
       expect(Buffer.compare(snapshotMachine(b), snapshotMachine(a))).toBe(0);
-    }), { numRuns: 25 });
+    }), { numRuns: 40 });
   }, 60_000);
+
+  it("refuses to snapshot while an emulated lock is held", async () => {
+    const m = await fresh();
+    for (const _ of m.heapLock.lock(0)) { /* take it */ }
+    expect(() => snapshotMachine(m)).toThrow(/heap_lock is held/);
+    for (const _ of m.heapLock.unlock(0)) { /* drop it */ }
+    expect(snapshotMachine(m).length).toBeGreaterThan(0);
+  });
 
   it("state hash changes when state changes", async () => {
     const m = await fresh();
