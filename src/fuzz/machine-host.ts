@@ -6,6 +6,7 @@ import type { LockGen } from "../locks/index.js";
 import type { FuzzHost, GrantView, LockFinding, P2mWrite, PageView } from "./host.js";
 import { defaultDomains, type FuzzDomainSpec } from "./generator.js";
 import type { WorldConfig } from "./replay.js";
+import { headerAddress, type InspectCore } from "../inspect/core-info.js";
 
 /** RAM of a fuzz machine: small, so full frame-table scans stay cheap. */
 export const FUZZ_RAM_FRAMES = 0x4000;
@@ -104,17 +105,15 @@ export class MachineHost implements FuzzHost {
   /** Turn on the core's P2M-change log (header hooks bit 0); false if the core has none. */
   private enableLog(): boolean {
     const c = this.m.core as any;
-    if (this.m.p2m.kind !== "core" || typeof c.p2m_log_ptr !== "function") return false;
+    if (typeof c.p2m_log_ptr !== "function") return false;
     const ptr = Number(c.p2m_log_ptr());
     if (ptr === 0) return false;
     const u32 = new Uint32Array(c.memory.buffer);
-    const ft = c.frame_table_ptr();
     let hdr = -1;
-    for (let a = 0; a < Math.min(u32.length * 4, 1 << 22); a += 64) {
-      if (u32[a >>> 2] === 0x4d4d4e58 && u32[(a + 48) >>> 2] === ft) {
-        hdr = a;
-        break;
-      }
+    try {
+      hdr = headerAddress(c as InspectCore);
+    } catch {
+      return false;
     }
     if (hdr < 0) return false;
     this.hdr = hdr;
