@@ -39,6 +39,14 @@ export interface SchedPoint {
 /** A hypercall (or any code path) running under the scheduler. */
 export type LockGen<R = void> = Generator<SchedPoint, R, unknown>;
 
+/**
+ * Run-alone mode. While a single vCPU runs to completion nobody can be
+ * interleaved, so acquire and release skip their scheduling points: a lock
+ * operation then finishes on its first next() and nothing bubbles up through
+ * the handler's `yield*` chain. Set only by runToCompletion (scheduler.ts).
+ */
+export const runAlone = { on: false };
+
 /** Reusable `yield*`-able operation; see the module comment. */
 export interface LockOp extends Iterator<SchedPoint, void, unknown> {
   [Symbol.iterator](): LockOp;
@@ -125,7 +133,7 @@ class AcquireOp implements LockOp {
     const lock = this.lock, cpu = this.cpu, mode = this.mode;
     if (this.state === A_START) {
       this.state = A_FIRST_TRY;
-      return this.acquireRes;
+      if (!runAlone.on) return this.acquireRes;
     }
     if (this.state === A_FIRST_TRY) {
       this.state = A_RETRY;
@@ -168,7 +176,7 @@ class ReleaseOp implements LockOp {
       const ld = lock.lockdep;
       if (ld !== null) ld._popHeld(this.cpu, lock);
     }
-    return this.releaseRes;
+    return runAlone.on ? DONE : this.releaseRes;
   }
 }
 

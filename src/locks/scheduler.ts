@@ -11,7 +11,7 @@
  * vcpus[i] runs as emulated CPU i: the handler must pass i to the locks.
  */
 
-import { LockBugError, type LockGen, type LockHolder, type LockMode, type SchedPoint } from "./lock.js";
+import { LockBugError, runAlone, type LockGen, type LockHolder, type LockMode, type SchedPoint } from "./lock.js";
 import { Prng } from "../util/prng.js";
 
 /**
@@ -239,17 +239,23 @@ function deadlockReport(last: (SchedPoint | null)[], finished: boolean[]): Deadl
  * Also accepts a single lock operation: `runToCompletion(lock.writeLock(cpu))`.
  */
 export function runToCompletion<R>(it: Iterable<SchedPoint, R, unknown>): R {
-  // Going through [Symbol.iterator] resets a reused LockOp.
-  const gen = it[Symbol.iterator]();
-  for (;;) {
-    const r = gen.next();
-    if (r.done === true) return r.value;
-    const pt = r.value;
-    if (pt.kind === "blocked") {
-      throw new LockBugError(
-        "blocked-alone",
-        `cpu${pt.cpu} blocks on ${pt.lock} (${pt.mode}) running alone; held by ${pt.target!.describeHolders()}`,
-      );
+  const outer = runAlone.on;
+  runAlone.on = true;
+  try {
+    // Going through [Symbol.iterator] resets a reused LockOp.
+    const gen = it[Symbol.iterator]();
+    for (;;) {
+      const r = gen.next();
+      if (r.done === true) return r.value;
+      const pt = r.value;
+      if (pt.kind === "blocked") {
+        throw new LockBugError(
+          "blocked-alone",
+          `cpu${pt.cpu} blocks on ${pt.lock} (${pt.mode}) running alone; held by ${pt.target!.describeHolders()}`,
+        );
+      }
     }
+  } finally {
+    runAlone.on = outer;
   }
 }
