@@ -3,7 +3,7 @@
 
 import type { Arch, Revision } from "../machine/api.js";
 import { CoreViews, viewsOf, type ViewCore } from "../api/views.js";
-import { XenmmStateError } from "../api/errors.js";
+import { XenmmArgumentError, XenmmStateError, checkInt } from "../api/errors.js";
 
 export const HDR_MAGIC = 0x4D4D4E58;
 /** Header word offsets (assembly/mem/machine.ts). */
@@ -22,7 +22,13 @@ export interface InspectCore extends ViewCore {
 const hdrCache = new WeakMap<object, number>();
 
 /** Linear address of the machine header. */
+function checkCore(core: unknown): asserts core is InspectCore {
+  if (!core || typeof core !== "object" || !((core as any).memory instanceof WebAssembly.Memory) || typeof (core as any).mem_top !== "function")
+    throw new XenmmArgumentError("core", "expected a core instance (machine.core)", core);
+}
+
 export function headerAddress(core: InspectCore): number {
+  checkCore(core);
   let h = hdrCache.get(core);
   if (h !== undefined) return h;
   if (typeof core.walk_hdr === "function") h = core.walk_hdr();
@@ -102,6 +108,8 @@ const levelOrder = (l: number) => BigInt((3 - l) * 9);
 
 /** The root tables of a slot's P2M (one per concatenated page), or [] if it has none. */
 export function p2mRoot(core: InspectCore, slot: number): { mfn: bigint; level: number; pages: number } | null {
+  checkCore(core);
+  checkInt("slot", slot, 1, 64);
   if (typeof core.p2m_root_mfn !== "function") throw new XenmmStateError("this core build has no P2M (p2m_root_mfn missing)");
   if (core.p2m_initialised && !core.p2m_initialised(slot)) return null;
   const mfn = core.p2m_root_mfn(slot);
@@ -166,6 +174,7 @@ export interface MappedRange { gfn: bigint; nr: bigint; level: number; type: num
 
 /** Leaves merged into maximal runs: contiguous GFNs, same level, same type, contiguous MFNs. */
 export function mappedRanges(leaves: P2mLeaf[]): MappedRange[] {
+  if (!Array.isArray(leaves)) throw new XenmmArgumentError("leaves", "expected an array of P2M leaves", leaves);
   const out: MappedRange[] = [];
   let cur: MappedRange | null = null;
   for (const l of leaves) {

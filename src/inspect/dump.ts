@@ -13,7 +13,7 @@ import { restoreMachine } from "../snapshot/index.js";
 import { SNAPSHOT_MAGIC } from "../snapshot/format.js";
 import { RunDocumentError } from "../run/index.js";
 import { runDocumentMachine } from "./run-machine.js";
-import { XenmmError, XenmmInputError, XenmmArgumentError } from "../api/errors.js";
+import { XenmmError, XenmmInputError, XenmmArgumentError, checkInt } from "../api/errors.js";
 import { viewsOf } from "../api/views.js";
 import { readHeader, p2mTree, p2mLeaves, mappedRanges, type MappedRange, type P2mTableNode } from "./core-info.js";
 import { decodePageInfo, countInfoFlagNames, decodeTypeInfo, describeDescriptor, descriptorKind, p2mTypeName, type Layout } from "./decode.js";
@@ -65,6 +65,7 @@ function parseArgs(argv: string[]): Args | "help" {
 
 /** Load a machine from a run document or snapshot file. */
 export async function loadMachineFile(path: string): Promise<MachineImpl> {
+  if (typeof path !== "string" || !path) throw new XenmmArgumentError("path", "expected a file name", path);
   let bytes: Buffer;
   try { bytes = readFileSync(path); } catch (e) { throw new XenmmInputError(`cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, path); }
   const isSnap = bytes.length >= 8 && bytes.subarray(0, 8).toString("latin1") === SNAPSHOT_MAGIC;
@@ -181,7 +182,13 @@ function ownedSummary(m: MachineImpl, d: Domain, out: string[]): void {
 
 // ---- whole dump ------------------------------------------------------------------
 
+function checkMachine(m: unknown): asserts m is MachineImpl {
+  if (!m || typeof m !== "object" || !(m as any).core || !((m as any).domains instanceof Map)) throw new XenmmArgumentError("machine", "expected a machine", m);
+}
+
 export function dumpText(m: MachineImpl, only?: number): string {
+  checkMachine(m);
+  if (only !== undefined) checkInt("domain", only, 0, 0x7fff);
   const out: string[] = [];
   const h = readHeader(m.core as any);
   out.push(`machine: ${m.arch} ${m.revision}, RAM mfn ${hex(h.ramStartMfn)}..${hex(h.maxPage)} (${formatPages(h.nrFrames)}), IPA ${m.ipaBits} bits, P2M ${usesCoreP2m(m) ? "core" : "host"} backend, core memory ${formatPages(BigInt(Math.ceil(h.top / 4096)))}`);
@@ -226,6 +233,8 @@ export function dumpText(m: MachineImpl, only?: number): string {
 }
 
 export function domainSvg(m: MachineImpl, domid: number): string {
+  checkMachine(m);
+  checkInt("domid", domid, 0, 0x7fff);
   const d = m.domains.get(domid);
   if (!d) throw new XenmmArgumentError("--domain", `no domain ${domid} in this machine`);
   return renderIpaSvg(domainRanges(m, d), { ipaBits: m.ipaBits, title: `domain ${domid} IPA space (${m.arch} ${m.revision})` });

@@ -10,6 +10,7 @@
 
 import type { MappedRange } from "./core-info.js";
 import { p2mTypeName } from "./decode.js";
+import { XenmmArgumentError, checkInt, checkObject } from "../api/errors.js";
 
 export const TYPE_COLOURS: Record<number, string> = {
   1: "#2e7d32",  // ram_rw
@@ -48,6 +49,17 @@ const log2 = (n: bigint) => { let l = 0; while (n > 1n) { n >>= 1n; l++; } retur
 interface Segment { kind: "range" | "hole"; gfn: bigint; nr: bigint; range?: MappedRange; w: number }
 
 export function renderIpaSvg(ranges: MappedRange[], opt: SvgOptions): string {
+  if (!Array.isArray(ranges)) throw new XenmmArgumentError("ranges", "expected an array of mapped ranges", ranges);
+  checkObject("options", opt);
+  checkInt("options.ipaBits", opt.ipaBits, 13, 64);
+  if (opt.width !== undefined) checkInt("options.width", opt.width, 300, 100000);
+  let prevEnd = 0n;
+  ranges.forEach((r, i) => {
+    if (!r || typeof r.gfn !== "bigint" || typeof r.nr !== "bigint" || r.nr <= 0n) throw new XenmmArgumentError(`ranges[${i}]`, "expected { gfn: bigint, nr: bigint > 0, level, type, mfn, leaves }", r);
+    if (r.gfn < prevEnd) throw new XenmmArgumentError(`ranges[${i}]`, "ranges must be sorted and must not overlap");
+    prevEnd = r.gfn + r.nr;
+  });
+  if (prevEnd > 1n << BigInt(opt.ipaBits - 12)) throw new XenmmArgumentError("ranges", `extend beyond the ${opt.ipaBits}-bit IPA space`);
   const W = opt.width ?? 1400, M = 60;
   const ipaPages = 1n << BigInt(opt.ipaBits - 12);
   const segs: Segment[] = [];

@@ -142,6 +142,21 @@ describe("xenmm dump", () => {
     expect(() => checkXml('<svg a="1" a="2"/>')).toThrow(/duplicate/);
   });
 
+  it("inspection functions validate their arguments", async () => {
+    const { XenmmArgumentError } = await import("../../src/api/errors.js");
+    const { p2mTree } = await import("../../src/inspect/core-info.js");
+    const m = await runDocumentMachine(JSON.stringify(RUN));
+    expect(() => renderIpaSvg("x" as any, { ipaBits: 48 })).toThrow(XenmmArgumentError);
+    expect(() => renderIpaSvg([], { ipaBits: 7 })).toThrow(/options.ipaBits/);
+    const r = { gfn: 10n, nr: 4n, level: 3, type: 1, mfn: 0n, leaves: 4 };
+    expect(() => renderIpaSvg([r, { ...r, gfn: 12n }], { ipaBits: 48 })).toThrow(/ranges\[1\].*overlap/);
+    expect(() => renderIpaSvg([{ ...r, gfn: 1n << 40n }], { ipaBits: 48 })).toThrow(/beyond/);
+    expect(() => p2mTree(m.core as any, 0)).toThrow(/slot/);
+    expect(() => p2mTree({} as any, 1)).toThrow(/core/);
+    expect(() => dumpText({} as any)).toThrow(/machine/);
+    expect(() => domainSvg(m, 1.5)).toThrow(/domid/);
+  });
+
   it("one-line errors and exit codes", async () => {
     expect((await capture(["--help"])).code).toBe(0);
     expect((await capture(["--help"])).out).toMatch(/^usage: xenmm dump/);
