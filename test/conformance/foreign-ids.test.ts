@@ -85,3 +85,46 @@ describe.each(ARCHES)("gmfn_foreign domain ids (%s)", (arch) => {
     ]);
   });
 });
+
+// XENMEM_acquire_resource resolves its target with rcu_lock_remote_domain_by_id at
+// every revision (FS 8.3): DOMID_SELF → -ESRCH, own id → -EPERM; pad/frame errors first.
+describe.each(ARCHES)("acquire_resource target ids and types (%s)", (arch) => {
+  const p = preset(arch);
+  const G = p.gfree(12);
+  const acq = (domid: number, type: number, id: number, frame: bigint | number, nr_frames: number, frame_list: Array<bigint> | null, pad = 0) =>
+    ({ op: "XENMEM_acquire_resource", domid, type, id, frame, nr_frames, frame_list, ...(pad ? { pad } : {}) });
+  it.each(REVS)("ids, pad, sizes, unknown type (%s)", async (rev) => {
+    const { results } = await runOps(arch, rev, [
+      acq(DOMID_SELF, 1, 0, 0, 1, [G]),
+      acq(0, 1, 0, 0, 1, [G]),
+      acq(42, 1, 0, 0, 1, [G]),
+      acq(1, 1, 0, 0, 1, [G], 1),
+      acq(DOMID_SELF, 1, 0, 0, 1, [G], 1),
+      acq(1, 1, 0, 0, 0, null),
+      acq(1, 1, 1, 0, 0, null),
+      acq(1, 99, 0, 0, 0, null),
+      acq(1, 99, 0, 0, 1, [G]),
+      acq(1, 2, 0, 0, 0, null),
+      acq(1, 1, 0, 0x100000000n, 1, [G]),
+      acq(1, 1, 0, 0, 1, null),
+      acq(DOMID_SELF, 99, 0, 0, 0, null),
+      acq(1, 1, 0, 0, 1, [G]),
+      op.remove(G),
+      op.remove(G),
+    ], undefined, domU);
+    const old = rev !== "head";
+    expect(results).toEqual([
+      r.rc(E.SRCH), r.rc(E.PERM), r.rc(E.SRCH), r.rc(E.INVAL), r.rc(E.INVAL),
+      { rc: 0, nr_frames: 64 },
+      r.rc(E.INVAL),                                        // status frames: size 0 on Arm
+      old ? { rc: 0, nr_frames: 4294967201 } : r.rc(E.INVAL), // -EOPNOTSUPP through an unsigned int
+      r.rc(old ? E.OPNOTSUPP : E.INVAL),
+      r.rc(E.INVAL),                                        // vmtrace_buf: size 0
+      r.rc(E.INVAL),                                        // frame >> 32
+      r.rc(E.INVAL),                                        // NULL list with nr_frames != 0
+      r.rc(E.SRCH),
+      r.rc(0),                                              // domU's grant frame 0 mapped foreign at G
+      r.rc(0), r.rc(E.NOENT),
+    ]);
+  });
+});

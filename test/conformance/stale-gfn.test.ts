@@ -58,6 +58,20 @@ describe.each(ARCHES)("stale GFN, first face: the recorded GFN is reused (%s)", 
     expect(run.crash).toBeNull();
   });
 
+  it.each(REVS)("MMIO at the stale GFN: not checked by HARDEN, so PRE and HARDEN both remove it (%s)", async (rev) => {
+    const G1m = p.gfree(1);
+    const { results, run } = await runOps(arch, rev, [
+      op.remove(p.g0), op.grant(0, G1m), op.remove(G1m),
+      op.atp(XENMAPSPACE.dev_mmio, 0x9010, G1m),   // the RTC page now sits at G1m
+      op.grant(0, G2), op.setup(1),
+    ]);
+    expect(results).toEqual([r.rc(0), r.rc(0), r.rc(0), r.rc(0), r.rc(0), r.setup([G2])]);
+    const runs = (run.final as any).domains["0"].p2m as Array<{ gfn: string; mfn: string; type: string }>;
+    const at = runs.find((x) => x.gfn === hx(G1m));
+    if (rev === "pre" || rev === "harden") expect(at).toBeUndefined();
+    else expect(at).toMatchObject({ mfn: "0x9010", type: "mmio_direct_c" });
+  });
+
   it.each(REVS)("recorded GFN now a hole: the remap succeeds everywhere (%s)", async (rev) => {
     const G1h = p.gfree(1);
     const { results } = await runOps(arch, rev, [

@@ -79,6 +79,20 @@ describe("grant version 2 (gnttab=max-ver:2), arm64", () => {
     expect(run.crash).toBeNull();
   });
 
+  it.each(REVS)("get_status_frames after the status frame is unmapped: stale at pre/harden (%s)", async (rev) => {
+    const { results } = await runOps(arch, rev, [
+      op.setVersion(2), op.grant(ST, G(5)), op.remove(G(5)), op.statusFrames(1), op.grant(ST, G(6)), op.statusFrames(1),
+      op.grant(ST, G(6)),
+    ], maxVer2);
+    expect(results).toEqual([
+      r.version(0, 2), r.rc(0), r.rc(0),
+      { rc: 0, status: 0, frame_list: [arrayVsPage(rev, "0x" + G(5).toString(16), inv)] },
+      r.rc(0),
+      { rc: 0, status: 0, frame_list: ["0x" + G(6).toString(16)] },
+      r.rc(arrayVsPage(rev, 0, E.BUSY)),
+    ]);
+  });
+
   it.each(REVS)("mapping status frame 1 grows the table to 16 grant frames (%s)", async (rev) => {
     const { results } = await runOps(arch, rev, [
       op.setVersion(2), op.grant(ST + 1, G(3)), op.query(), op.statusFrames(2), op.grant(ST + 8, G(4)), op.query(),
