@@ -168,6 +168,8 @@ interface Scope {
   mfns: Set<number>;
   /** (domid, gfn, mfn) a decrease_reservation asked to give back. */
   decreased: Array<[number, number, number]>;
+  /** "domid:gfn" targeted by a decrease_reservation (what gets removed there was given back). */
+  decreaseAt: Set<string>;
 }
 
 export class InvariantChecker {
@@ -314,7 +316,10 @@ export class InvariantChecker {
           for (let k = 0; k < 1 << order; k++) {
             this.addGfn(s, d, base + k);
             const l = sm.get(base + k);
-            if (req.op === "XENMEM_decrease_reservation" && l !== undefined) s.decreased.push([d, base + k, l.mfn]);
+            if (req.op === "XENMEM_decrease_reservation") {
+              s.decreaseAt.add(`${d}:${base + k}`);
+              if (l !== undefined) s.decreased.push([d, base + k, l.mfn]);
+            }
           }
         }
         break;
@@ -333,7 +338,7 @@ export class InvariantChecker {
   }
 
   newScope(): Scope {
-    return { gfns: new Map(), mfns: new Set(), decreased: [] };
+    return { gfns: new Map(), mfns: new Set(), decreased: [], decreaseAt: new Set() };
   }
 
   /** Mark a whole domain as in scope (destroy). */
@@ -429,7 +434,7 @@ export class InvariantChecker {
     const crash = host.crash();
     if (crash !== null) {
       const lockAssert = /assert\w*Locked failed/.test(crash.path);
-      this.report(op, lockAssert ? "locks" : "crash", `hypervisor crash (${crash.kind}): ${crash.path}`, { crash, calls: results.map((r) => r.call) }, crash.kind);
+      this.report(op, lockAssert ? "locks" : "crash", `hypervisor crash (${crash.kind}): ${crash.path}`, { crash, calls: results.map((r) => r.call) }, crash.kind + (this.orphans.size > 0 ? "-after-orphan" : ""));
       return;
     }
     // (d) collateral removals, from the P2M log
@@ -440,6 +445,7 @@ export class InvariantChecker {
     } else {
       for (const w of writes) {
         this.shadow.apply(w, (domid, gfn, old) => {
+          if (scope.decreaseAt.size > 0 && scope.decreaseAt.has(`${domid}:${gfn}`)) this.released.add(old.mfn);
           const gs = scope.gfns.get(domid);
           const ok = gs === null || (gs !== undefined && gs.has(gfn)) || scope.mfns.has(old.mfn) || host.dying(domid);
           if (!ok) {
