@@ -83,3 +83,17 @@ describe.each(ARCHES)("contents survive decrease + populate (%s)", (arch) => {
     expect(Number(core.domain_tot_pages(m.domain(0)!.slot))).toBe(p.plan.dom0.totPages);
   });
 });
+
+describe.each(ARCHES)("direct-mapped populate of dom0's Xen heap pages (%s)", (arch) => {
+  // FS 8.6: "Xen-heap pages owned by d (grant frames, shared_info) pass the same ownership test".
+  it.each(REVS)("populate at the shared_info MFN → 1, mapped 1:1 as ram_rw (%s)", async (rev) => {
+    const m = await buildPreset("qemu-virt-dom0", { arch, revision: rev });
+    const si = m.domain(0)!.sharedInfo;
+    const call = (req: any) => m.hypercall(req, { caller: 0 });
+    expect(call(op.populate([si]) as any).rc).toBe(1);
+    expect(m.p2mEntry(0, si)).toMatchObject({ mfn: si, type: 1 });
+    expect(m.p2mEntry(0, preset(arch).si)).toMatchObject({ mfn: si, type: 1 }); // the kernel's mapping stays
+    // A Xen heap page nobody owns (the P2M root is domheap; use an unowned free page: host RAM below the bank).
+    expect(call(op.populate([preset(arch).ramStart - 1n]) as any).rc).toBe(0);
+  });
+});

@@ -47,6 +47,36 @@ describe.each(ARCHES)("qemu-virt-dom0 boot state (%s)", (arch) => {
   });
 });
 
+describe.each(ARCHES)("Xen heap pages of dom0 at the state point (%s)", (arch) => {
+  // FS 3.10 (share_xen_page_with_guest SHARE_rw) + 9.3 (GFN bits), and for arm32 the measured
+  // values of qemu-virt-dom0-arm32.json xen_heap (count_info 0x80000001, shared_info type_info).
+  it.each(REVS)("count_info / type_info of shared_info and grant frame 0 (%s)", async (rev) => {
+    const m = await buildPreset("qemu-virt-dom0", { arch, revision: rev });
+    const plan = presetPlan("qemu-virt-dom0", arch, rev);
+    const si = m.pageInfo(m.domain(0)!.sharedInfo);
+    const gf = m.pageInfo(m.p2mEntry(0, plan.grantFrames[0].gfn).mfn);
+    const pageGfn = rev === "gfn" || rev === "head";
+    const w = arch === "arm64" ? 0xA000000000000000n : 0xA0000000n;     // writable | type count 1
+    const pre = arch === "arm64" ? 0x8000000000000001n : 0x80000001n;   // PGT_writable_page | 1
+    const cnt = arch === "arm64" ? 0xC000000000000001n : 0x80000001n;
+    expect({ c: si.countInfo, t: si.typeInfo, o: si.owner }).toEqual({ c: cnt, t: pageGfn ? w | plan.sharedInfo.gfn : pre, o: 0 });
+    expect({ c: gf.countInfo, t: gf.typeInfo, o: gf.owner }).toEqual({ c: cnt, t: pageGfn ? w | plan.grantFrames[0].gfn : pre, o: 0 });
+    if (arch === "arm32") {
+      const doc = (await import("../../src/presets/data/qemu-virt-dom0-arm32.json", { with: { type: "json" } })).default as any;
+      expect(si.typeInfo).toBe(BigInt(doc.xen_heap.shared_info_type_info[rev]));
+      const c: any = m.core;
+      expect([c.xenheap_mfn_start(), c.xenheap_mfn_end()]).toEqual([BigInt(doc.xen_heap.xenheap_mfn_start), BigInt(doc.xen_heap.xenheap_mfn_end)]);
+      expect(c.is_xen_heap_mfn(m.domain(0)!.sharedInfo)).toBe(true);
+      expect(c.frametable_base_pdx()).toBe(BigInt(doc.xen_heap.frametable_base_pdx));
+      expect(c.max_page()).toBe(BigInt(doc.xen_heap.max_page));
+    }
+    // The displaced RAM page: still dom0's, allocated, one (allocation) reference, mapped nowhere.
+    const disp = m.pageInfo(plan.sharedInfo.gfn);
+    expect(disp.owner).toBe(0);
+    expect(disp.countInfo).toBe(arch === "arm64" ? 0x8000000000000001n : 0x80000001n);
+  });
+});
+
 describe.each(ARCHES)("dom0 iomem permission decides XENMAPSPACE_dev_mmio (%s)", (arch) => {
   // The "+1" pages of FS/JSON: permitted before head only. gfn = mfn, at a hole gfn of the grant region.
   const plus1 = arch === "arm64" ? [0x8000, 0x9011, 0xa004, 0x3f000, 0x4020000, 0x10000000] : [0x8000, 0x9011, 0xa004, 0x40000];
