@@ -8,8 +8,10 @@ import { crc32 } from "../../src/snapshot/format.js";
 
 const SELF = 0x7ff0;
 
-// A hypercall mix that exercises grant tables, physmap and reservations.
-const opArb: fc.Arbitrary<{ req: HypercallRequest; caller: number }> = fc.oneof(
+// A hypercall mix that exercises grant tables, physmap and reservations,
+// plus domain creation/destruction (slot reuse, teardown).
+type Op = { req: HypercallRequest; caller: number } | { create: number } | { destroy: number };
+const hcArb: fc.Arbitrary<{ req: HypercallRequest; caller: number }> = fc.oneof(
   fc.record({ caller: fc.constantFrom(1, 2), req: fc.record({ op: fc.constant("GNTTABOP_setup_table" as const), dom: fc.constant(SELF), nr_frames: fc.integer({ min: 0, max: 6 }) }) }),
   fc.record({ caller: fc.constantFrom(1, 2), req: fc.record({ op: fc.constant("GNTTABOP_set_version" as const), version: fc.constantFrom(1, 2) }) }),
   fc.record({ caller: fc.constantFrom(1, 2), req: fc.record({ op: fc.constant("GNTTABOP_get_status_frames" as const), dom: fc.constant(SELF), nr_frames: fc.integer({ min: 0, max: 3 }) }) }),
@@ -26,6 +28,21 @@ const opArb: fc.Arbitrary<{ req: HypercallRequest; caller: number }> = fc.oneof(
   fc.record({ caller: fc.constantFrom(1, 2), req: fc.record({ op: fc.constant("XENMEM_decrease_reservation" as const), domid: fc.constant(SELF), extent_start: fc.array(fc.integer({ min: 0x40000, max: 0x40010 }), { minLength: 1, maxLength: 2 }) }) }),
 );
 
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 8, arbitrary: hcArb },
+  { weight: 1, arbitrary: fc.record({ create: fc.constantFrom(3, 4) }) },
+  { weight: 1, arbitrary: fc.record({ destroy: fc.constantFrom(2, 3, 4) }) },
+);
+
+function apply(m: Machine, o: Op): unknown {
+  if ("create" in o) {
+    try { m.createDomain({ domid: o.create, ramPages: 4 }); return 0; } catch (e) { return (e as { rc?: number }).rc ?? String(e); }
+  }
+  if ("destroy" in o) return m.destroyDomain(o.destroy);
+  if (!m.domain(o.caller)) return "no caller";
+  return m.hypercall(o.req, { caller: o.caller });
+}
+
 async function fresh(arch: "arm64" | "arm32" = "arm64", revision: "pre" | "harden" | "gfn" | "head" = "head"): Promise<Machine> {
   const m = await createMachine({ arch, revision, ramFrames: 0x8000 });
   m.createDomain({ domid: 1, ramPages: 64 });
@@ -39,15 +56,15 @@ describe("snapshot / restore", () => {
   it("restore then continue == continue without the snapshot (fast-check)", async () => {
     await fc.assert(fc.asyncProperty(fc.constantFrom("arm64", "arm32"), fc.constantFrom("pre", "harden", "gfn", "head"), fc.array(opArb, { maxLength: 12 }), fc.array(opArb, { maxLength: 12 }), async (arch, rev, before, after) => {
       const a = await fresh(arch as "arm64", rev as "head");
-      for (const o of before) a.hypercall(o.req, { caller: o.caller });
+      for (const o of before) apply(a, o);
       const h0 = stateHash(a);
       const snap = snapshotMachine(a);
       expect(stateHash(a)).toBe(h0); // snapshotting does not change the machine
       const b = await restoreMachine(snap);
       expect(stateHash(b)).toBe(h0);
       for (const o of after) {
-        const ra = a.hypercall(o.req, { caller: o.caller });
-        const rb = b.hypercall(o.req, { caller: o.caller });
+        const ra = apply(a, o);
+        const rb = apply(b, o);
         expect(norm(rb)).toEqual(norm(ra));
       }
       expect(stateHash(b)).toBe(stateHash(a));
