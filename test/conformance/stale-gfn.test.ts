@@ -3,7 +3,7 @@
 // and wedges, GFN/HEAD are fixed. 9.5: a failed insert poisons the record.
 
 import { describe, expect, it } from "vitest";
-import { ARCHES, DOMID_SELF, E, REVS, XENMAPSPACE, byRev, arrayVsPage, hx, invalidGfn64, op, preset, r, runOps } from "./helpers.js";
+import { ARCHES, DOMID_SELF, E, REVS, XENMAPSPACE, byRev, arrayVsPage, fixture, hx, invalidGfn64, op, preset, r, retarget, runDoc, runOps } from "./helpers.js";
 
 describe.each(ARCHES)("stale GFN, first face: the recorded GFN is reused (%s)", (arch) => {
   const p = preset(arch);
@@ -136,5 +136,13 @@ describe.each(ARCHES)("stale GFN, second face: a failed insert poisons the recor
       r.rc(arrayVsPage(rev, E.INVAL, E.BUSY)),
     ]);
     void DOMID_SELF;
+  });
+});
+
+describe("fixture stale-gfn-ram-variant.json (runnable with `npx xenmm run`)", () => {
+  const { doc, expected } = fixture("stale-gfn-ram-variant.json");
+  it.each(REVS)("arm64 %s", async (rev) => {
+    const { results } = await runDoc(retarget(doc, "arm64", rev));
+    expect(results).toEqual(expected.arm64[rev]);
   });
 });
