@@ -97,3 +97,25 @@ describe.each(ARCHES)("direct-mapped populate of dom0's Xen heap pages (%s)", (a
     expect(call(op.populate([preset(arch).ramStart - 1n]) as any).rc).toBe(0);
   });
 });
+
+describe.each(ARCHES)("decrease_reservation on what is not dom0's RAM (%s)", (arch) => {
+  const p = preset(arch);
+  it.each(REVS)("MMIO, a foreign page, grant frame 0 (%s)", async (rev) => {
+    const F = p.gfree(9);
+    const { results } = await runOps(arch, rev, [
+      op.decrease([0x9010]),                                    // mmio: MFN not valid → 0 done
+      op.batch(4, [0x1000], [F], 1),
+      op.decrease([F]),                                         // foreign page: get_page(page, dom0) fails → 0 done
+      op.remove(F),
+      op.decrease([p.g0]),                                      // grant frame 0: owned by dom0 → 1
+      op.setup(1),
+      op.decrease([p.g0]),
+      op.grant(0, p.g0),                                        // mapped nowhere now → 0 everywhere
+    ], undefined, [{ domid: 1, ramPages: 4, ramBaseGfn: 0x1000 }]);
+    expect(results).toEqual([
+      r.rc(0), r.errs([0]), r.rc(0), r.rc(0), r.rc(1),
+      r.setup([rev === "pre" || rev === "harden" ? "0x" + p.g0.toString(16) : (arch === "arm64" ? "0xffffffffffffffff" : "0xffffffff")]),
+      r.rc(0), r.rc(0),
+    ]);
+  });
+});
