@@ -59,6 +59,8 @@ export interface FuzzHost {
   /** Domain ids that exist (not destroyed), with their dying flag. */
   domids(): number[];
   dying(domid: number): boolean;
+  /** Can `domid` issue hypercalls (exists, not crashed by Xen's domain_crash)? */
+  canCall(domid: number): boolean;
   /** New P2M writes since the last call (null if the log overflowed). */
   drainP2m(): P2mWrite[] | null;
   /** Every valid leaf of domid's P2M, by walking its tables: [gfn, lo, hi, level] quadruples. */

@@ -88,6 +88,11 @@ export class MachineHost implements FuzzHost {
     return d === undefined || d.dying;
   }
 
+  canCall(domid: number): boolean {
+    const d = this.m.domain(domid);
+    return d !== undefined && !d.system && !d.dying && !d.crashed;
+  }
+
   private snapshot(domid: number): Snap {
     const s: Snap = new Map();
     for (const r of this.m.p2mRuns(domid)) {

@@ -80,8 +80,9 @@ export class FuzzSession {
         case "call": {
           ck.scopeOf(step.call, scope);
           const expectOk = ck.expectMapOk(step.call);
-          // A call from a domain that does not exist is not issued (shrunk runs may lose the create).
-          const r = host.domids().includes(step.call.caller) ? host.call(step.call.caller, step.call.req) : undefined;
+          // A call from a domain that does not exist (shrunk runs may lose the create) or that Xen
+          // has crashed (domain_crash: its vCPUs no longer run) is not issued.
+          const r = host.canCall(step.call.caller) ? host.call(step.call.caller, step.call.req) : undefined;
           ck.scopeOf(step.call, scope);
           out.results.push(r);
           rows.push({ call: step.call, result: r, expectOk });
@@ -89,8 +90,7 @@ export class FuzzSession {
         }
         case "par": {
           for (const c of step.calls) ck.scopeOf(c, scope);
-          const live = host.domids();
-          const gens: LockGen<HypercallResult>[] = step.calls.map((c, i) => (live.includes(c.caller) ? host.gen(c.caller, i, c.req) : noCall()));
+          const gens: LockGen<HypercallResult>[] = step.calls.map((c, i) => (host.canCall(c.caller) ? host.gen(c.caller, i, c.req) : noCall()));
           const res = step.decisions ? runPinned(gens, step.decisions) : new Scheduler({ seed: step.sched }).run(gens);
           out.decisions = res.decisions;
           out.trace = traceOf(res.decisions, res.steps);
