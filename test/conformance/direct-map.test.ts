@@ -119,3 +119,31 @@ describe.each(ARCHES)("decrease_reservation on what is not dom0's RAM (%s)", (ar
     ]);
   });
 });
+
+describe.each(ARCHES)("memory_op argument checks (FS 8.1, 8.3) (%s)", (arch) => {
+  const p = preset(arch);
+  const R = p.ramStart + 0x2000n;
+  it.each(REVS)("start extents, PoD, extent count, increase on a domU (%s)", async (rev) => {
+    const { results } = await runOps(arch, rev, [
+      { ...op.remove(p.gfree(1)), startExtent: 1 },
+      { ...op.maxGpfn(), startExtent: 2 },
+      { op: "XENMEM_populate_physmap", domid: 0x7ff0, extent_start: [R], extent_order: 0, mem_flags: 1 << 16 },
+      { op: "XENMEM_populate_physmap", domid: 0x7ff0, extent_start: [R], nr_extents: 1 << 26 },
+      { op: "XENMEM_decrease_reservation", domid: 0x7ff0, extent_start: [R, R + 1n], nr_extents: 2, startExtent: 1 },
+      op.decrease([R]),
+      { op: "XENMEM_increase_reservation", domid: 1, extent_start: [], nr_extents: 2, extent_order: 0 },
+      op.curRes(1),
+      { op: "XENMEM_increase_reservation", domid: 1, extent_start: [], nr_extents: 1, extent_order: 19 },
+    ], undefined, [{ domid: 1, ramPages: 4, ramBaseGfn: 0x1000 }]);
+    expect(results).toEqual([
+      r.rc(-22), r.rc(-22),
+      r.rc(0),              // PoD fails on Arm
+      r.rc(0),              // nr_extents > 2^26 - 1: returns the start extent
+      r.rc(2),              // resumes at extent 1: one more done → 2
+      r.rc(1),              // R itself was skipped by the resumed call: still mapped
+      r.rc(2),              // increase on a translated domU: allocated, not mapped
+      r.rc(4 + 2),
+      r.rc(0),              // order 19 > max_order: nothing
+    ]);
+  });
+});
