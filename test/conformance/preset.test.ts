@@ -150,3 +150,23 @@ describe("build cost", () => {
     }
   });
 });
+
+describe("q-key stats follow Xen's counting rules after boot (FS 6.5-6.7), arm64", () => {
+  it.each(REVS)("dev_mmio of one page inside the 1G PCIe window splits 1G → 2M → 4K (%s)", async (rev) => {
+    const m = await buildPreset("qemu-virt-dom0", { arch: "arm64", revision: rev });
+    const c: any = m.core;
+    const slot = m.domain(0)!.slot;
+    const stats = () => ({
+      "1G": Number(c.p2m_mappings(slot, 1)), "2M": Number(c.p2m_mappings(slot, 2)), "4K": Number(c.p2m_mappings(slot, 3)),
+      shattered1G: Number(c.p2m_shattered(slot, 1)), shattered2M: Number(c.p2m_shattered(slot, 2)),
+    });
+    expect(stats()).toEqual({ "1G": 512, "2M": 447, "4K": 193031, shattered1G: 0, shattered2M: 1 });
+    expect(m.hypercall({ op: "XENMEM_add_to_physmap", domid: 0x7ff0, space: XENMAPSPACE.dev_mmio, idx: 0x9010, gpfn: 0x8000123 }, { caller: 0 }).rc).toBe(0);
+    // split 1G: 1G-1, 2M+512; split 2M: 2M-1, 4K+512; overwrite a valid leaf: no increment, the old leaf freed: 4K-1.
+    expect(stats()).toEqual({ "1G": 511, "2M": 958, "4K": 193542, shattered1G: 1, shattered2M: 2 });
+    expect(m.p2mEntry(0, 0x8000123n)).toMatchObject({ mfn: 0x9010n, type: 5, order: 0 });
+    expect(m.p2mEntry(0, 0x8000124n)).toMatchObject({ mfn: 0x8000124n, type: 5, order: 0 });
+    expect(m.p2mEntry(0, 0x8000200n)).toMatchObject({ mfn: 0x8000200n, type: 5, order: 9 });
+    expect(m.p2mEntry(0, 0x8040000n)).toMatchObject({ mfn: 0x8040000n, type: 5, order: 18 });
+  });
+});
