@@ -18,6 +18,7 @@ import {
 import { XenCrash, XenError, crashKindOfCode } from "./crash.js";
 import { CRASHED_RC, EINVAL, ENOMEM, EEXIST, p2m_invalid, p2m_is_any_ram, p2m_is_foreign, p2m_ram_rw } from "./errno.js";
 import { CoreP2m, type P2mBackend, type P2mLookup, type P2mRun } from "./p2m.js";
+import { snapshotMachine, stateHash } from "../snapshot/index.js";
 
 // Core domain flags (assembly/mm/domain.ts).
 const D_DYING = 1, D_PRIVILEGED = 2, D_DIRECTMAP = 4, D_HARDWARE = 8;
@@ -489,6 +490,12 @@ export class MachineImpl {
     const w = this.where[cpu];
     if (w !== undefined && w.length !== 0) w.length = 0;
   }
+
+  /** The whole machine as bytes (src/snapshot/); `restoreMachine(bytes)` gives it back. */
+  snapshot(): Uint8Array { return snapshotMachine(this); }
+
+  /** SHA-256 of core memory and host state: equal hashes, equal future behaviour. */
+  stateHash(): string { return stateHash(this); }
 
   hypercall(req: HypercallRequest, opts: CallOptions): HypercallResult {
     return runToCompletion(this.hypercallGen(req, opts));

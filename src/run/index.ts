@@ -13,15 +13,14 @@
 // }
 // Integers may be JSON numbers or strings ("0x…" or decimal) — use strings for 64-bit values.
 
-import { readFileSync, existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { readFileSync } from "node:fs";
 import type { DomainConfig, HypercallRequest, HypercallResult, MachineConfig } from "../machine/api.js";
 import { REVISIONS } from "../machine/api.js";
 import { createMachine, type MachineImpl } from "../machine/machine.js";
 import { XenError } from "../machine/crash.js";
 import { CRASHED_RC, P2M_TYPE_NAMES } from "../machine/errno.js";
 import { runFixedSchedule } from "./schedule.js";
+import { buildPreset, PRESET_NAMES } from "../presets/index.js";
 
 export class RunDocumentError extends Error {
   constructor(readonly field: string, readonly problem: string) {
@@ -240,6 +239,8 @@ export interface RunResults {
   results: OpResult[];
   final: Record<string, JsonValue>;
   crash: JsonValue;
+  /** The machine in its final state (not part of the JSON output). */
+  machine: MachineImpl;
 }
 
 function resultOf(index: number, op: string, caller: number, vcpu: number, r: HypercallResult): OpResult {
@@ -251,20 +252,22 @@ function resultOf(index: number, op: string, caller: number, vcpu: number, r: Hy
 
 async function buildMachine(doc: RunDocument): Promise<MachineImpl> {
   const { preset, ...cfg } = doc.machine;
-  if (preset !== undefined) {
-    const here = dirname(fileURLToPath(import.meta.url));
-    const candidates = [join(here, "../presets/index.ts"), join(here, "../presets/index.js")];
-    if (!candidates.some((p) => existsSync(p))) throw new RunDocumentError("machine.preset", "preset not available");
-    const mod: any = await import("../presets/index.js" as string);
-    const r = await mod.buildPreset(preset, cfg);
-    return (r && r.machine ? r.machine : r) as MachineImpl;
+  if (preset === undefined) return createMachine(cfg);
+  if (!(PRESET_NAMES as readonly string[]).includes(preset)) {
+    throw new RunDocumentError("machine.preset", `unknown preset "${preset}" (expected ${PRESET_NAMES.join(", ")})`);
   }
-  return createMachine(cfg);
+  return buildPreset(preset, cfg);
+}
+
+export interface ExecuteOptions {
+  /** Called once the machine exists, before the document's domains are created (install observers here). */
+  onMachine?: (m: MachineImpl) => void;
 }
 
 /** Run a validated document. */
-export async function executeRun(doc: RunDocument): Promise<RunResults> {
+export async function executeRun(doc: RunDocument, opts: ExecuteOptions = {}): Promise<RunResults> {
   const m = await buildMachine(doc);
+  opts.onMachine?.(m);
   const results: OpResult[] = [];
   for (const d of doc.domains) {
     try { m.createDomain(d); } catch (e) {
@@ -300,7 +303,7 @@ export async function executeRun(doc: RunDocument): Promise<RunResults> {
     }
   });
   m.opIndex = undefined;
-  return { results, final: finalState(m), crash: toJson(m.crashed) };
+  return { results, final: finalState(m), crash: toJson(m.crashed), machine: m };
 }
 
 /** Final state: P2M runs, grant/shared_info frames, lock audit, crash. */
