@@ -1,33 +1,24 @@
 import { createCoreInstance, type CoreExports } from "../../src/core/wasm.js";
+import * as R from "../../src/revisions/index.js";
 
 export type Rev = "pre" | "harden" | "gfn" | "head";
 export const REVS: Rev[] = ["pre", "harden", "gfn", "head"];
 
-// Feature bits (assembly/revision.ts).
+// Feature bits and each code state's set: the host's revision policy is the one source.
 export const F = {
-  REMOVE_CHECKS_MFN: 1 << 0,
-  GFN_IN_PAGE_INFO: 1 << 1,
-  TYPE_INFO_INITIALIZER: 1 << 2,
-  PUT_L2_FOREIGN_SUPERPAGE: 1 << 3,
-  DYING_REFUSES_P2M: 1 << 4,
-  NEED_SCRUB_OWN_BIT: 1 << 5,
-  FT_BASE_ROUNDED: 1 << 6,
-  GET_PAGE_NR: 1 << 7,
-  GET_PAGE_FROM_GFN_LOCKED: 1 << 8,
-  STATIC_FREE_DOMSTATIC: 1 << 9,
-  ARM32_PA_RANGE_32: 1 << 10,
-  INVALIDATE_ROOT_PAGES: 1 << 11,
+  REMOVE_CHECKS_MFN: R.F_REMOVE_CHECKS_MFN,
+  GFN_IN_PAGE_INFO: R.F_GFN_IN_PAGE_INFO,
+  TYPE_INFO_INITIALIZER: R.F_TYPE_INFO_INITIALIZER,
+  PUT_L2_FOREIGN_SUPERPAGE: R.F_PUT_L2_FOREIGN_SUPERPAGE,
+  DYING_REFUSES_P2M: R.F_DYING_REFUSES_P2M,
+  INVALIDATE_ROOT_PAGES: R.F_INVALIDATE_ROOT_PAGES,
+  ARM32_PA_RANGE_32: R.F_ARM32_PA_RANGE_32,
 } as const;
-
-// The P2M-relevant features of each code state (FS §0.1 and revision.ts comments).
 export const FEATURES: Record<Rev, number> = {
-  pre: 0,
-  harden: F.REMOVE_CHECKS_MFN,
-  gfn: F.REMOVE_CHECKS_MFN | F.GFN_IN_PAGE_INFO | F.TYPE_INFO_INITIALIZER,
-  head:
-    F.REMOVE_CHECKS_MFN | F.GFN_IN_PAGE_INFO | F.TYPE_INFO_INITIALIZER | F.PUT_L2_FOREIGN_SUPERPAGE |
-    F.DYING_REFUSES_P2M | F.NEED_SCRUB_OWN_BIT | F.FT_BASE_ROUNDED | F.GET_PAGE_NR |
-    F.GET_PAGE_FROM_GFN_LOCKED | F.STATIC_FREE_DOMSTATIC | F.ARM32_PA_RANGE_32 | F.INVALIDATE_ROOT_PAGES,
+  pre: R.policyFor("pre").features,
+  harden: R.policyFor("harden").features,
+  gfn: R.policyFor("gfn").features,
+  head: R.policyFor("head").features,
 };
 export const REV_NUM: Record<Rev, number> = { pre: 0, harden: 1, gfn: 2, head: 3 };
 
