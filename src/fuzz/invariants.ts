@@ -356,7 +356,8 @@ export class InvariantChecker {
     if ((req.startExtent ?? 0) !== 0) return null;
     const d = this.resolveDom(caller, req.domid);
     const live = this.host.domids();
-    if (!live.includes(d) || !live.includes(caller) || this.host.dying(d)) return null;
+    // Not for a domain Xen has crashed (domain_crash): its grant state is abandoned.
+    if (!live.includes(d) || !live.includes(caller) || !this.host.canCall(d)) return null;
     const callerPriv = caller === 0; // the fuzz world's control domain
     if (d !== caller && !callerPriv) return null;
     const g = this.num(req.gpfn);
@@ -389,6 +390,8 @@ export class InvariantChecker {
     if (mfn === null || mfn === undefined) return null;
     // A frame the guest gave back (decrease_reservation) has no reference left to take.
     if (this.released.has(mfn)) return null;
+    // A frame freed under another domain's foreign mapping and reused: its count is already wrong (orphan-*).
+    if (this.orphans.has(mfn)) return null;
     // Not mapped anywhere in its owner's P2M.
     for (const l of this.shadow.of(d).values()) if (l.mfn === mfn) return null;
     return `${what} (mfn 0x${mfn.toString(16)}) of d${d} is not mapped and gfn 0x${g.toString(16)} is free`;
@@ -672,12 +675,13 @@ export class InvariantChecker {
       const want = (pageAllocated(p, arm64) ? 1 : 0) + (foreign.get(mfn) ?? 0);
       const got = pageCount(p, arm64);
       if (got !== want) {
+        const orphan = this.orphans.has(mfn);
         this.report(op, "refcount", `mfn 0x${mfn.toString(16)} of d${p.owner}: count ${got}, expected ${want} (allocation ${pageAllocated(p, arm64) ? 1 : 0} + foreign mappings ${foreign.get(mfn) ?? 0})`, {
           mfn: hex(mfn),
           owner: p.owner,
           count_info: countHex(p, arm64),
           mappedBy: [...this.shadow.doms].flatMap(([d, m]) => [...m].filter(([, l]) => l.mfn === mfn).map(([g, l]) => ({ domid: d, gfn: hex(g), type: l.type }))),
-        });
+        }, orphan ? "orphan" : "");
         break;
       }
     }

@@ -2,7 +2,7 @@
 
 import { Scheduler } from "../locks/index.js";
 import type { LockGen, SchedPoint, ScheduleResult } from "../locks/index.js";
-import type { HypercallResult } from "../machine/api.js";
+import { DOMID_SELF, type HypercallResult } from "../machine/api.js";
 import type { FuzzCall, FuzzStep } from "./generator.js";
 import type { FuzzHost } from "./host.js";
 import { InvariantChecker, fnv, type CheckerOptions, type Violation } from "./invariants.js";
@@ -13,6 +13,21 @@ export interface StepOutcome {
   decisions?: number[];
   /** For `par`: the vCPU that ran at each scheduling step. */
   trace?: number[];
+}
+
+/**
+ * Is the call issued at all? Not when its caller does not exist (a shrunk run
+ * may lose the create), nor when the caller or the target domain has been
+ * crashed by Xen (domain_crash): a crashed domain's vCPUs no longer run and
+ * the toolstack's only business with it is to destroy it.
+ */
+export function issuable(host: FuzzHost, c: FuzzCall): boolean {
+  if (!host.canCall(c.caller)) return false;
+  const r = c.req as unknown as { domid?: number; dom?: number };
+  let t = r.domid ?? r.dom;
+  if (t === undefined) return true;
+  if (t === DOMID_SELF) t = c.caller;
+  return !host.domids().includes(t) || host.canCall(t);
 }
 
 // eslint-disable-next-line require-yield
@@ -82,7 +97,7 @@ export class FuzzSession {
           const expectOk = ck.expectMapOk(step.call);
           // A call from a domain that does not exist (shrunk runs may lose the create) or that Xen
           // has crashed (domain_crash: its vCPUs no longer run) is not issued.
-          const r = host.canCall(step.call.caller) ? host.call(step.call.caller, step.call.req) : undefined;
+          const r = issuable(host, step.call) ? host.call(step.call.caller, step.call.req) : undefined;
           ck.scopeOf(step.call, scope);
           out.results.push(r);
           rows.push({ call: step.call, result: r, expectOk });
@@ -90,7 +105,7 @@ export class FuzzSession {
         }
         case "par": {
           for (const c of step.calls) ck.scopeOf(c, scope);
-          const gens: LockGen<HypercallResult>[] = step.calls.map((c, i) => (host.canCall(c.caller) ? host.gen(c.caller, i, c.req) : noCall()));
+          const gens: LockGen<HypercallResult>[] = step.calls.map((c, i) => (issuable(host, c) ? host.gen(c.caller, i, c.req) : noCall()));
           const res = step.decisions ? runPinned(gens, step.decisions) : new Scheduler({ seed: step.sched }).run(gens);
           out.decisions = res.decisions;
           out.trace = traceOf(res.decisions, res.steps);
