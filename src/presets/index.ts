@@ -33,6 +33,8 @@ export interface PresetConfig {
   ramStartMfn?: number | bigint;
   ramFrames?: number;
   ipaBits?: number;
+  /** Not supported with a preset (the measured host has no static bank). */
+  staticBank?: unknown;
 }
 
 const XENMAPSPACE_shared_info = 0;
@@ -48,6 +50,7 @@ export async function buildPreset(name: string, cfg: PresetConfig = {}): Promise
   checkOverride("ramStartMfn", cfg.ramStartMfn, plan.machine.ramStartMfn);
   checkOverride("ramFrames", cfg.ramFrames, BigInt(plan.machine.ramFrames));
   checkOverride("ipaBits", cfg.ipaBits, BigInt(plan.machine.ipaBits));
+  if (cfg.staticBank !== undefined) throw new Error("xenmm preset: machine.staticBank cannot be combined with a preset");
 
   const m = await createMachine({
     arch, revision, xenOptions, debugCore: cfg.debugCore,

@@ -170,3 +170,16 @@ describe("q-key stats follow Xen's counting rules after boot (FS 6.5-6.7), arm64
     expect(m.p2mEntry(0, 0x8040000n)).toMatchObject({ mfn: 0x8040000n, type: 5, order: 18 });
   });
 });
+
+describe("preset configuration errors", () => {
+  it("unknown preset, contradicting machine fields, unsupported dom0_mem", async () => {
+    await expect(buildPreset("qemu-virt-domU")).rejects.toThrow(/unknown preset/);
+    await expect(buildPreset("qemu-virt-dom0", { ramStartMfn: 0x80000 })).rejects.toThrow(/ramStartMfn/);
+    await expect(buildPreset("qemu-virt-dom0", { ipaBits: 48 })).rejects.toThrow(/ipaBits/);
+    await expect(buildPreset("qemu-virt-dom0", { staticBank: { startMfn: 0x40000, frames: 16 } })).rejects.toThrow(/staticBank/);
+    await expect(buildPreset("qemu-virt-dom0", { xenOptions: { dom0MemPages: 100000 } })).rejects.toThrow(/power-of-two/);
+    // Matching values are accepted (what `xenmm run` passes through).
+    const m = await buildPreset("qemu-virt-dom0", { arch: "arm32", ramStartMfn: 0x40000, ramFrames: 0x80000, ipaBits: 40 });
+    expect(m.arch).toBe("arm32");
+  });
+});
