@@ -62,3 +62,30 @@ describe("fuzz campaigns", () => {
     writeFileSync(join(out, "x.json"), "{}");
   });
 });
+
+describe("fuzz campaign from compiled JS", () => {
+  it("worker entry works from tsc output (worker.js)", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const { symlinkSync, mkdirSync, rmSync } = await import("node:fs");
+    const root = join(__dirname, "..", "..");
+    const out = join(root, "tmp", `dist-fuzz-test-${process.pid}`);
+    mkdirSync(out, { recursive: true });
+    try {
+      execFileSync(process.execPath, [join(root, "node_modules", "typescript", "bin", "tsc"), "-p", join(root, "tsconfig.build.json"), "--outDir", out, "--declaration", "false"], { cwd: root, stdio: "pipe" });
+      symlinkSync(join(root, "build"), join(out, "build"));
+      const script = `const { runCampaign } = await import(${JSON.stringify("file://" + join(out, "src", "fuzz", "campaign.js"))});
+const s = await runCampaign({ revision: "head", ops: 600, seed: 1, workers: 2, episodeOps: 100, progress: false });
+console.log(JSON.stringify({ opsRun: s.opsRun, workers: s.workers, crash: s.violations.crash?.message ?? null }));`;
+      const { writeFileSync: write } = await import("node:fs");
+      write(join(out, "run.mjs"), script);
+      const env = { ...process.env };
+      delete env.NODE_OPTIONS;
+      const res = JSON.parse(execFileSync(process.execPath, [join(out, "run.mjs")], { cwd: root, encoding: "utf8", env }).trim().split("\n").pop()!);
+      expect(res.workers).toBe(2);
+      expect(res.opsRun).toBe(600);
+      expect(String(res.crash ?? "")).not.toMatch(/worker error/);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
