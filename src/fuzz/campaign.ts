@@ -71,7 +71,17 @@ export interface CampaignSummary {
   opsPerSec: number;
   violations: Partial<Record<InvariantName, InvariantSummary>>;
   /** Finer classes (invariant:detail, "/par" = after an interleaved step). */
-  variants: Record<string, { count: number; firstTimeMs: number; firstSeed: number; firstEpisodeOp: number; message: string }>;
+  variants: Record<string, VariantSummary>;
+}
+
+export interface VariantSummary {
+  count: number;
+  firstTimeMs: number;
+  firstSeed: number;
+  firstEpisodeOp: number;
+  message: string;
+  repro?: string;
+  reproSteps?: number;
 }
 
 export function episodeSeed(base: number, e: number): number {
@@ -105,14 +115,15 @@ export async function workerLoop(job: WorkerJob, post: (m: WorkerMsg) => void, s
   let ops = 0;
   let episodes = 0;
   let lastProgress = Date.now();
-  const seen = new Set<InvariantName>();
+  const seen = new Set<string>();
   for (let e = job.first; ops < job.ops && !shouldStop() && Date.now() < job.deadline; e += job.stride) {
     const seed = episodeSeed(job.seed, e);
     const n = Math.min(job.episodeOps, job.ops - ops);
     const res = await runSeed(job.world, seed, n, { interleave: job.interleave, fullEvery: job.fullEvery });
     for (const v of res.violations) {
-      post({ t: "violation", v: jsonSafe(v), seed, ops: ops + v.op + 1, steps: seen.has(v.invariant) ? [] : res.steps.slice(0, v.op + 1).map(encodeValue) });
-      seen.add(v.invariant);
+      const key = baseVariant(v);
+      post({ t: "violation", v: jsonSafe(v), seed, ops: ops + v.op + 1, steps: seen.has(key) ? [] : res.steps.slice(0, v.op + 1).map(encodeValue) });
+      seen.add(key);
     }
     ops += res.steps.length;
     episodes++;
@@ -195,8 +206,9 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
     violations: {},
     variants: {},
   };
-  const firstRuns = new Map<InvariantName, { seed: number; steps: unknown[]; v: Violation }>();
-  const variants: Record<string, { count: number; firstTimeMs: number; firstSeed: number; firstEpisodeOp: number; message: string }> = {};
+  /** First run per base variant (one shrunk reproducer each). */
+  const firstRuns = new Map<string, { seed: number; steps: unknown[]; v: Violation }>();
+  const variants: Record<string, VariantSummary> = {};
   const opsBy = new Array<number>(nThreads).fill(0);
   const epsBy = new Array<number>(nThreads).fill(0);
   let stop = false;
@@ -220,8 +232,9 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
       else variants[vk].count++;
       if (cur === undefined) {
         summary.violations[inv] = { count: 1, firstTimeMs: at, firstOpsTotal: opsTotal, firstSeed: m.seed, firstEpisodeOp: m.v.op, message: m.v.message };
-        firstRuns.set(inv, { seed: m.seed, steps: m.steps, v: m.v });
       } else cur.count++;
+      const bk = baseVariant(m.v);
+      if (!firstRuns.has(bk) && m.steps.length > 0) firstRuns.set(bk, { seed: m.seed, steps: m.steps, v: m.v });
       if (stopCheck()) stop = true;
     }
     const vi = Object.values(summary.violations).reduce((a, v) => a + (v?.count ?? 0), 0);
@@ -280,7 +293,8 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
 
   if (opts.outDir) {
     mkdirSync(opts.outDir, { recursive: true });
-    for (const [inv, run] of firstRuns) {
+    for (const [bk, run] of firstRuns) {
+      const inv = run.v.invariant;
       const { decodeValue } = await import("./generator.js");
       let repro: FuzzRepro = {
         revision: opts.revision,
@@ -295,10 +309,12 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
       const check = await replayRepro(repro);
       const v = check.violations.find((x) => matches(x, baseVariant(run.v)));
       if (v) repro.expect = { invariant: inv, variant: baseVariant(v), op: v.op, message: v.message };
-      const file = join(opts.outDir, `repro-${opts.revision}-${inv}-${run.seed}.json`);
+      const file = join(opts.outDir, `repro-${opts.revision}-${bk.replace(/[^A-Za-z0-9-]+/g, "_")}-${run.seed}.json`);
       writeFileSync(file, JSON.stringify(await reproToRunDocument(repro), null, 2) + "\n");
-      summary.violations[inv]!.repro = file;
-      summary.violations[inv]!.reproSteps = repro.steps.length;
+      const vs = summary.variants[run.v.variant];
+      if (vs) Object.assign(vs, { repro: file, reproSteps: repro.steps.length });
+      const is = summary.violations[inv]!;
+      if (is.repro === undefined) Object.assign(is, { repro: file, reproSteps: repro.steps.length });
     }
     writeFileSync(join(opts.outDir, "summary.json"), JSON.stringify(summary, null, 2) + "\n");
   }

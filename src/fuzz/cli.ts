@@ -9,6 +9,7 @@ export const FUZZ_USAGE = `usage:
   xenmm fuzz --revision pre|harden|gfn|head [--ops N] [--seed S] [--workers K]
              [--interleave] [--shard i/n] [--out DIR] [--arch arm64|arm32]
              [--episode-ops N] [--time SECONDS] [--stop-on-first] [--no-shrink]
+             [--progress|--no-progress]
   xenmm fuzz merge A.json B.json ... [--out FILE]
 
 Runs generated hypercall streams (fresh machine per episode of --episode-ops
@@ -33,8 +34,12 @@ function printSummary(s: CampaignSummary): void {
   const v = Object.entries(s.violations);
   if (v.length === 0) lines.push("no invariant violated");
   for (const [k, x] of v) {
-    lines.push(`  ${k}: ${x!.count} (first after ${(x!.firstTimeMs / 1000).toFixed(2)} s, ~${x!.firstOpsTotal} ops, seed ${x!.firstSeed} op ${x!.firstEpisodeOp})${x!.repro ? ` -> ${x!.repro} (${x!.reproSteps} steps)` : ""}`);
-    lines.push(`     ${x!.message}`);
+    lines.push(`  ${k}: ${x!.count} (first after ${(x!.firstTimeMs / 1000).toFixed(2)} s, ~${x!.firstOpsTotal} ops, seed ${x!.firstSeed} op ${x!.firstEpisodeOp})`);
+    for (const [vk, y] of Object.entries(s.variants ?? {})) {
+      if (vk !== k && !vk.startsWith(k + ":") && !vk.startsWith(k + "/")) continue;
+      lines.push(`    ${vk}: ${y.count}, first after ${(y.firstTimeMs / 1000).toFixed(2)} s${y.repro ? ` -> ${y.repro} (${y.reproSteps} steps)` : ""}`);
+      lines.push(`       ${y.message}`);
+    }
   }
   process.stdout.write(lines.join("\n") + "\n");
 }
@@ -90,6 +95,7 @@ export async function fuzzMain(argv: string[]): Promise<number> {
     let time: number | undefined;
     let stopOnFirst = false;
     let doShrink = true;
+    let progress: boolean | undefined;
     for (let i = 0; i < argv.length; i++) {
       const a = argv[i];
       switch (a) {
@@ -113,6 +119,8 @@ export async function fuzzMain(argv: string[]): Promise<number> {
         case "--time": time = parseNum(argv[++i], a); break;
         case "--stop-on-first": stopOnFirst = true; break;
         case "--no-shrink": doShrink = false; break;
+        case "--progress": progress = true; break;
+        case "--no-progress": progress = false; break;
         case "--out": outDir = argv[++i]; break;
         case "--shard": {
           const m = /^(\d+)\/(\d+)$/.exec(argv[++i] ?? "");
@@ -130,6 +138,7 @@ export async function fuzzMain(argv: string[]): Promise<number> {
       timeLimitMs: time !== undefined ? time * 1000 : undefined,
       stopWhen: stopOnFirst ? "any" : undefined,
       shrink: doShrink,
+      progress,
     });
     printSummary(s);
     return Object.keys(s.violations).length > 0 ? 1 : 0;
