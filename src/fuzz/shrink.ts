@@ -106,7 +106,13 @@ export async function shrink(repro: FuzzRepro, target: string, test: ReproTest, 
         if (cur.kind !== "par" || !cur.decisions || k >= cur.decisions.length / 2) break;
         const d = cur.decisions.slice(0, 2 * k).concat(cur.decisions.slice(2 * k + 2));
         const g: FuzzStep = { kind: "par", calls: cur.calls, sched: cur.sched, decisions: d };
+        const was = cur.decisions.length;
         if (!(await attempt(withSteps(replaceAt(best.steps, i, g))))) k++;
+        else {
+          // The replay pins the decisions it really took (forced switches come back): progress only if shorter.
+          const now = best.steps[i];
+          if (now.kind !== "par" || !now.decisions || now.decisions.length >= was) k++;
+        }
       }
     }
     // ---- domains never mentioned
