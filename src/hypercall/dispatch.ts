@@ -139,7 +139,8 @@ function* addToPhysmap(m: MachineImpl, req: Req<"XENMEM_add_to_physmap">, caller
   const size = BigInt((req.size ?? 0) & 0xffff);
   if (size < BigInt(start)) return -EILSEQ;
   if (idx + size > inv || gpfn + size > inv) return -EOVERFLOW;
-  if (size === 0n) return 0;
+  // idx/gpfn/size advance by the start extent; nothing left to do is success.
+  if (size === BigInt(start)) return 0;
   // Each item is XENMAPSPACE_gmfn, which Arm rejects.
   return yield* addToPhysmapOne(m, cpu, caller, d, XENMAPSPACE.gmfn, 0, idx + BigInt(start), gpfn + BigInt(start));
 }

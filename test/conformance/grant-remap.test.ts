@@ -122,4 +122,12 @@ describe.each(ARCHES)("grant remapping (%s)", (arch) => {
       ? [r.rc(E.INVAL), r.query(1, 64), r.setup([hx(p.g0), invalidGfn64(arch)])]
       : [r.rc(0), r.query(2, 64), r.setup([p.g0, G1])]);
   });
+  it.each(REVS)("gmfn_range resumed at its end maps nothing: start extent == size gives 0 (FS 8.1, %s)", async (rev) => {
+    const { results } = await runOps(arch, rev, [
+      { op: "XENMEM_add_to_physmap", domid: 0x7ff0, space: 3, idx: 0, gpfn: 0x40300, size: 2, startExtent: 2 },
+      { op: "XENMEM_add_to_physmap", domid: 0x7ff0, space: 3, idx: 0, gpfn: 0x40300, size: 2, startExtent: 1 },
+      { op: "XENMEM_add_to_physmap", domid: 0x7ff0, space: 3, idx: 0, gpfn: 0x40300, size: 2, startExtent: 3 },
+    ]);
+    expect(results).toEqual([r.rc(0), r.rc(E.NOSYS), r.rc(E.ILSEQ)]);
+  });
 });
