@@ -69,6 +69,10 @@ export interface FuzzHost {
   page(mfn: number, withOwner?: boolean): PageView | null;
   /** is_xen_heap_mfn(mfn) (arm64: PGC_xen_heap; arm32: the direct-map range). */
   isXenheap(mfn: number): boolean;
+  /** count_info of `mfn` as [lo, hi] into `out` without allocating; false if not a valid MFN. */
+  countInto(mfn: number, out: Uint32Array): boolean;
+  /** Forget cached views (grant tables): the machine state may have changed. */
+  invalidate(): void;
   /** All RAM MFNs [first, end). */
   ramRange(): [number, number];
   grant(domid: number): GrantView | null;

@@ -161,6 +161,10 @@ function pageFree(p: PageView, arm64: boolean): boolean {
   return arm64 ? ((p.countHi >>> 23) & 3) === 3 : ((p.countLo >>> 23) & 3) === 3;
 }
 
+function countFree(c: Uint32Array, arm64: boolean): boolean {
+  return arm64 ? ((c[1] >>> 23) & 3) === 3 : ((c[0] >>> 23) & 3) === 3;
+}
+
 /** The "frames an op concerns" and "GFNs it targets" in one domain. */
 interface Scope {
   /** domid -> targeted GFNs (null = all, e.g. destroy). */
@@ -179,6 +183,11 @@ export class InvariantChecker {
   private readonly seenVariant = new Set<string>();
   /** Set by the runner: the current step is an interleaved group. */
   inPar = false;
+  /** Set by the runner: check every domain after this step (create/destroy). */
+  touchAll = false;
+  /** Domains whose P2M or grant state the current step may have changed. */
+  private readonly touched = new Set<number>();
+  private readonly cnt = new Uint32Array(2);
   /** Frames of destroyed domains that other domains still map (foreign). */
   private readonly orphans = new Set<number>();
   /**
@@ -276,6 +285,11 @@ export class InvariantChecker {
   /** What `call` may legitimately change (computed before and extended after the call). */
   scopeOf(call: FuzzCall, s: Scope): void {
     const { caller, req } = call;
+    this.touched.add(caller);
+    const rq = req as unknown as { domid?: number; dom?: number; foreign_domid?: number };
+    if (rq.domid !== undefined) this.touched.add(this.resolveDom(caller, rq.domid));
+    if (rq.dom !== undefined) this.touched.add(this.resolveDom(caller, rq.dom));
+    if (rq.foreign_domid !== undefined) this.touched.add(this.resolveDom(caller, rq.foreign_domid));
     switch (req.op) {
       case "XENMEM_add_to_physmap": {
         const d = this.resolveDom(caller, req.domid);
@@ -442,7 +456,6 @@ export class InvariantChecker {
     }
     // (d) collateral removals, from the P2M log
     const writes = host.drainP2m();
-    const touched: Array<[number, number]> = [];
     if (writes === null) {
       for (const d of host.domids()) this.resyncDomain(d);
     } else {
@@ -461,8 +474,7 @@ export class InvariantChecker {
             });
           }
         });
-        const leaf = decodeLeaf(w.newLo, w.newHi, w.level);
-        if (leaf !== null) touched.push([w.domid, w.gfn]);
+        this.touched.add(w.domid);
       }
     }
     for (const [d, g, m] of scope.decreased) {
@@ -483,10 +495,13 @@ export class InvariantChecker {
     for (const f of host.drainLockFindings()) this.report(op, "locks", `${f.kind}: ${f.message}`, f);
     // (h) type bits outside the GFN
     if (typeSnap.size > 0) this.checkTypeBits(op, typeSnap);
-    // (b) every shadow leaf references a held frame (cheap: shadow is small)
-    this.checkRefs(op);
+    // (b) every shadow leaf of the touched domains references a held frame
+    const all = this.touchAll;
+    this.checkRefs(op, all ? null : this.touched);
     // (a) stored GFN vs P2M
-    this.checkXenheapGfn(op);
+    this.checkXenheapGfn(op, all ? null : this.touched);
+    this.touched.clear();
+    this.touchAll = false;
     this.ops++;
     if (this.ops % this.fullEvery === 0) this.fullScan(op);
   }
@@ -508,9 +523,10 @@ export class InvariantChecker {
     }
   }
 
-  private checkRefs(op: number): void {
+  private checkRefs(op: number, only: Set<number> | null): void {
     const arm64 = this.arm64;
     for (const [domid, m] of this.shadow.doms) {
+      if (only !== null && !only.has(domid)) continue;
       for (const [gfn, l] of m) {
         if (!isRam(l.type) && !isForeign(l.type) && !isGrant(l.type)) continue;
         const p = this.host.page(l.mfn);
@@ -544,8 +560,9 @@ export class InvariantChecker {
     }
   }
 
-  private checkXenheapGfn(op: number): void {
+  private checkXenheapGfn(op: number, only: Set<number> | null): void {
     for (const d of this.host.domids()) {
+      if (only !== null && !only.has(d)) continue;
       if (this.host.dying(d)) continue;
       const gv = this.host.grant(d);
       const pages: Array<[number, string, bigint | number | null]> = [];
@@ -601,8 +618,7 @@ export class InvariantChecker {
     let left = 0;
     let first = -1;
     for (let m = lo; m < hi; m++) {
-      const q = this.host.page(m, false);
-      if (q === null || pageFree(q, this.arm64)) continue;
+      if (!this.host.countInto(m, this.cnt) || countFree(this.cnt, this.arm64)) continue;
       const p = this.host.page(m)!;
       if (p.owner === domid) {
         if (first < 0) first = m;
@@ -628,10 +644,12 @@ export class InvariantChecker {
     }
   }
 
-  /** Full scan: shadow vs walk (f), reference counts (c). */
+  /** Full scan: shadow vs walk (f), reference counts (c), (a) and (b) over every domain. */
   fullScan(op: number): void {
     const host = this.host;
     if (host.crash() !== null) return;
+    this.checkRefs(op, null);
+    this.checkXenheapGfn(op, null);
     const arm64 = this.arm64;
     // (f) shadow == walk
     for (const d of host.domids()) {
@@ -667,8 +685,9 @@ export class InvariantChecker {
     const live = new Set(host.domids());
     const [lo, hi] = host.ramRange();
     for (let mfn = lo; mfn < hi; mfn++) {
-      const q = host.page(mfn, false);
-      if (q === null || pageFree(q, arm64) || (pageCount(q, arm64) === 0 && !pageAllocated(q, arm64) && !foreign.has(mfn))) continue;
+      const c = this.cnt;
+      if (!host.countInto(mfn, c) || countFree(c, arm64)) continue;
+      if ((arm64 ? (c[1] & 0x803fffff) === 0 && c[0] === 0 : (c[0] & 0x803fffff) === 0) && !foreign.has(mfn)) continue; // count 0, not allocated
       const p = host.page(mfn)!;
       if (p.owner < 0 || !live.has(p.owner)) continue;
       if (host.dying(p.owner)) continue;

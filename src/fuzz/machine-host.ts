@@ -275,7 +275,36 @@ export class MachineHost implements FuzzHost {
     return this.ram;
   }
 
+  private grantCache = new Map<number, GrantView | null>();
+
+  invalidate(): void {
+    this.grantCache.clear();
+  }
+
+  countInto(mfn: number, out: Uint32Array): boolean {
+    if (mfn < this.ram[0] || mfn >= this.ram[1]) return false;
+    const p = this.ftPtr + (mfn - this.ftBase) * this.piSize;
+    const dv = this.view();
+    if (this.is64) {
+      out[0] = dv.getUint32(p + 16, true);
+      out[1] = dv.getUint32(p + 20, true);
+    } else {
+      out[0] = dv.getUint32(p + 8, true);
+      out[1] = 0;
+    }
+    return true;
+  }
+
   grant(domid: number): GrantView | null {
+    let v = this.grantCache.get(domid);
+    if (v === undefined) {
+      v = this.grantUncached(domid);
+      this.grantCache.set(domid, v);
+    }
+    return v;
+  }
+
+  private grantUncached(domid: number): GrantView | null {
     const d = this.m.domain(domid);
     const g = d?.grant;
     if (!g) return null;

@@ -84,6 +84,7 @@ export class FuzzSession {
     const host = this.host;
     const ck = this.checker;
     const op = this.index++;
+    host.invalidate();
     const scope = ck.newScope();
     const typeSnap = ck.snapshotTypeBits();
     const out: StepOutcome = { results: [] };
@@ -107,6 +108,7 @@ export class FuzzSession {
           for (const c of step.calls) ck.scopeOf(c, scope);
           const gens: LockGen<HypercallResult>[] = step.calls.map((c, i) => (issuable(host, c) ? host.gen(c.caller, i, c.req) : noCall()));
           const res = step.decisions ? runPinned(gens, step.decisions) : new Scheduler({ seed: step.sched }).run(gens);
+          host.invalidate();
           out.decisions = res.decisions;
           out.trace = traceOf(res.decisions, res.steps);
           for (const c of step.calls) ck.scopeOf(c, scope);
@@ -125,6 +127,7 @@ export class FuzzSession {
         }
         case "create":
           host.createDomain(step.domid);
+          ck.touchAll = true;
           break;
         case "destroy":
           ck.scopeDomain(scope, step.domid);
@@ -132,6 +135,7 @@ export class FuzzSession {
             ck.beforeDestroy(step.domid);
             host.destroyDomain(step.domid);
             destroyed = step.domid;
+            ck.touchAll = true;
           }
           break;
       }
@@ -144,6 +148,7 @@ export class FuzzSession {
         this.stopped = true;
       }
     }
+    host.invalidate();
     for (const r of out.results) this.mix(r);
     ck.afterStep(op, scope, rows, typeSnap, destroyed);
     if (host.crash() !== null) this.stopped = true;
