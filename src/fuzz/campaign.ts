@@ -32,8 +32,8 @@ export interface CampaignOptions {
   outDir?: string;
   /** Ops per episode (fresh machine each; default 400). */
   episodeOps?: number;
-  /** Stop everything once every invariant listed has been violated (or any, with "any"). */
-  stopWhen?: InvariantName[] | "any";
+  /** Stop everything once every invariant or variant listed (see matches()) has been seen, or any with "any". */
+  stopWhen?: string[] | "any";
   /** Wall-clock limit (ms). */
   timeLimitMs?: number;
   /** Shrink the first reproducer of each invariant (default true when outDir is set). */
@@ -69,6 +69,8 @@ export interface CampaignSummary {
   episodes: number;
   seconds: number;
   opsPerSec: number;
+  /** Sum over workers of their own ops/s (excludes thread start-up and the final shrinking). */
+  workerOpsPerSec: number;
   violations: Partial<Record<InvariantName, InvariantSummary>>;
   /** Finer classes (invariant:detail, "/par" = after an interleaved step). */
   variants: Record<string, VariantSummary>;
@@ -95,7 +97,7 @@ export function episodeSeed(base: number, e: number): number {
 export type WorkerMsg =
   | { t: "progress"; ops: number; episodes: number }
   | { t: "violation"; v: Violation; seed: number; ops: number; steps: unknown[] }
-  | { t: "done"; ops: number; episodes: number };
+  | { t: "done"; ops: number; episodes: number; ms?: number };
 
 export interface WorkerJob {
   world: WorldConfig;
@@ -114,6 +116,7 @@ export interface WorkerJob {
 export async function workerLoop(job: WorkerJob, post: (m: WorkerMsg) => void, shouldStop: () => boolean): Promise<void> {
   let ops = 0;
   let episodes = 0;
+  const started = performance.now();
   let lastProgress = Date.now();
   const seen = new Set<string>();
   for (let e = job.first; ops < job.ops && !shouldStop() && Date.now() < job.deadline; e += job.stride) {
@@ -134,7 +137,7 @@ export async function workerLoop(job: WorkerJob, post: (m: WorkerMsg) => void, s
       await new Promise((r) => setImmediate(r)); // let control messages in
     }
   }
-  post({ t: "done", ops, episodes });
+  post({ t: "done", ops, episodes, ms: performance.now() - started });
 }
 
 function jsonSafe<T>(v: T): T {
@@ -203,6 +206,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
     episodes: 0,
     seconds: 0,
     opsPerSec: 0,
+    workerOpsPerSec: 0,
     violations: {},
     variants: {},
   };
@@ -216,12 +220,14 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
     if (opts.stopWhen === undefined) return false;
     const found = Object.keys(summary.violations) as InvariantName[];
     if (opts.stopWhen === "any") return found.length > 0;
-    return opts.stopWhen.every((i) => found.includes(i));
+    const vs = Object.keys(variants);
+    return opts.stopWhen.every((i) => found.includes(i as InvariantName) || vs.some((k) => k === i || k.replace(/\/par$/, "") === i));
   };
   const onMsg = (w: number, m: WorkerMsg) => {
     if (m.t === "progress" || m.t === "done") {
       opsBy[w] = m.ops;
       epsBy[w] = m.episodes;
+      if (m.t === "done" && m.ms) summary.workerOpsPerSec += Math.round(m.ops / (m.ms / 1000));
     } else {
       const inv = m.v.invariant;
       const cur = summary.violations[inv];
@@ -329,8 +335,9 @@ export function reproToJson(r: FuzzRepro): string {
 /** Merge campaign summaries (e.g. shards). */
 export function mergeSummaries(list: CampaignSummary[]): CampaignSummary {
   if (list.length === 0) throw new Error("merge: no summaries");
-  const out: CampaignSummary = { ...list[0], violations: {}, variants: {}, opsRun: 0, episodes: 0, seconds: 0, opsPerSec: 0, shard: list.map((s) => s.shard).join(",") };
+  const out: CampaignSummary = { ...list[0], violations: {}, variants: {}, opsRun: 0, episodes: 0, seconds: 0, opsPerSec: 0, workerOpsPerSec: 0, shard: list.map((s) => s.shard).join(",") };
   for (const s of list) {
+    out.workerOpsPerSec += s.workerOpsPerSec ?? 0;
     out.opsRun += s.opsRun;
     out.episodes += s.episodes;
     out.seconds = Math.max(out.seconds, s.seconds);

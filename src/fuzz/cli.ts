@@ -9,7 +9,7 @@ export const FUZZ_USAGE = `usage:
   xenmm fuzz --revision pre|harden|gfn|head [--ops N] [--seed S] [--workers K]
              [--interleave] [--shard i/n] [--out DIR] [--arch arm64|arm32]
              [--episode-ops N] [--time SECONDS] [--stop-on-first] [--no-shrink]
-             [--progress|--no-progress]
+             [--progress|--no-progress] [--stop-on INVARIANT[:VARIANT]]...
   xenmm fuzz merge A.json B.json ... [--out FILE]
 
 Runs generated hypercall streams (fresh machine per episode of --episode-ops
@@ -94,6 +94,7 @@ export async function fuzzMain(argv: string[]): Promise<number> {
     let episodeOps: number | undefined;
     let time: number | undefined;
     let stopOnFirst = false;
+    const stopOn: string[] = [];
     let doShrink = true;
     let progress: boolean | undefined;
     for (let i = 0; i < argv.length; i++) {
@@ -118,6 +119,7 @@ export async function fuzzMain(argv: string[]): Promise<number> {
         case "--episode-ops": episodeOps = parseNum(argv[++i], a); break;
         case "--time": time = parseNum(argv[++i], a); break;
         case "--stop-on-first": stopOnFirst = true; break;
+        case "--stop-on": stopOn.push(argv[++i]); break;
         case "--no-shrink": doShrink = false; break;
         case "--progress": progress = true; break;
         case "--no-progress": progress = false; break;
@@ -136,7 +138,7 @@ export async function fuzzMain(argv: string[]): Promise<number> {
     const s = await runCampaign({
       revision, arch, ops, seed, workers, interleave, shard, outDir, episodeOps,
       timeLimitMs: time !== undefined ? time * 1000 : undefined,
-      stopWhen: stopOnFirst ? "any" : undefined,
+      stopWhen: stopOnFirst ? "any" : stopOn.length > 0 ? stopOn : undefined,
       shrink: doShrink,
       progress,
     });
