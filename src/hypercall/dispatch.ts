@@ -5,7 +5,7 @@ import type { LockGen } from "../locks/index.js";
 import { DOMID_IO, DOMID_SELF, DOMID_XEN, type HypercallRequest, type HypercallResult } from "../machine/api.js";
 import type { Domain, MachineImpl } from "../machine/machine.js";
 import {
-  CRASHED_RC, EACCES, EDOM, EILSEQ, EINVAL, EIO, ENOENT, ENOSYS, ENXIO, EOPNOTSUPP, EOVERFLOW, EPERM, ESRCH,
+  CRASHED_RC, EACCES, EDOM, ERANGE, EILSEQ, EINVAL, EIO, ENOENT, ENOSYS, ENXIO, EOPNOTSUPP, EOVERFLOW, EPERM, ESRCH,
   GNTST_bad_domain, GNTST_general_error, GNTST_okay, GNTST_permission_denied,
   p2m_is_ram, p2m_map_foreign_ro, p2m_map_foreign_rw, p2m_mmio_direct_c, p2m_ram_ro, p2m_ram_rw,
 } from "../machine/errno.js";
@@ -13,6 +13,7 @@ import {
   gnttabGrowTable, gnttabMapFrame, gnttabMapFrameEnd, gnttabPopulateStatusFrames, gnttabSharedGfn,
   gnttabStatusGfn, gnttabUnpopulateStatusFrames, type MapFrameOut,
 } from "../grant/index.js";
+import { clearAndRestoreReserved, reservedNotRepresentableInV1, saveReservedEntries } from "../grant/entries.js";
 
 export const __HYPERVISOR_memory_op = 12;
 export const __HYPERVISOR_xen_version = 17;
@@ -469,18 +470,16 @@ function* gnttabSetVersion(m: MachineImpl, req: Req<"GNTTABOP_set_version">, cal
   else if (gt.version !== v) {
     yield* d.grantLock.writeLock(cpu);
     m.pushWhere(cpu, "gnttab_set_version");
-    if (v === 2) {
-      rc = yield* gnttabPopulateStatusFrames(m, cpu, d, gt.nrGrantFrames);
-    } else {
-      rc = yield* gnttabUnpopulateStatusFrames(m, cpu, d);
-    }
-    if (rc >= 0) {
-      rc = 0;
-      gt.version = v;
-      // All shared frames are cleared (reserved entries converted): contents only.
-      for (const mfn of gt.shared) {
-        const p = m.core.backing_lookup(mfn);
-        if (p) new Uint8Array(m.core.memory.buffer, p, 4096).fill(0);
+    // No active-entry pins are modelled (no map_grant_ref), so the -EBUSY scan never hits.
+    if (gt.version === 2 && reservedNotRepresentableInV1(m.core, gt)) rc = -ERANGE;
+    else {
+      if (v === 2) rc = yield* gnttabPopulateStatusFrames(m, cpu, d, gt.nrGrantFrames);
+      const saved = rc >= 0 ? saveReservedEntries(m.core, gt) : [];
+      if (rc >= 0 && v === 1) rc = yield* gnttabUnpopulateStatusFrames(m, cpu, d);
+      if (rc >= 0) {
+        rc = 0;
+        clearAndRestoreReserved(m.core, gt, v, saved);
+        gt.version = v;
       }
     }
     m.popWhere(cpu);

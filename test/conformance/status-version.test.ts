@@ -3,6 +3,7 @@
 // status mappings removed; arm32: Xen dies in put_page_alloc_ref at every revision).
 
 import { describe, expect, it } from "vitest";
+import { buildPreset, presetPlanOf } from "../../src/presets/index.js";
 import { ARCHES, CRASHED_RC, E, GNTST, REVS, XENMAPIDX_grant_table_status as ST, arrayVsPage, crashed, invalidGfn64, op, preset, r, runOps } from "./helpers.js";
 
 const maxVer2 = { gnttabMaxVersion: 2 as const };
@@ -151,5 +152,37 @@ describe("grant version 2→1 on arm32 kills Xen at every revision (FS 7.4)", ()
     ], maxVer2);
     expect(results.slice(0, 3)).toEqual([r.version(0, 2), r.rc(0), { rc: 0, status: 0, frame_list: ["0x" + p.gfree(1).toString(16)] }]);
     expect(crashed(results[3])).toMatchObject({ kind: "BUG_ON" });
+  });
+});
+
+describe("reserved grant entries across version switches (FS 7.5), arm64", () => {
+  it.each(REVS)("converted on 1→2; -ERANGE on 2→1 when one is not representable in v1 (%s)", async (rev) => {
+    const m = await buildPreset("qemu-virt-dom0", { arch: "arm64", revision: rev, xenOptions: maxVer2 });
+    const c = m.core;
+    const mfn = m.p2mEntry(0, presetPlanOf(m)!.grantFrames[0].gfn).mfn;
+    const dv = () => new DataView(c.memory.buffer, c.backing_get(mfn), 4096);
+    const v1 = (i: number, flags: number, domid: number, frame: number) => {
+      dv().setUint16(8 * i, flags, true); dv().setUint16(8 * i + 2, domid, true); dv().setUint32(8 * i + 4, frame, true);
+    };
+    v1(1, 0x9, 0, 0x12345); v1(2, 0x1, 1, 0x23456); v1(9, 0x1, 0, 0x777);
+    expect(m.hypercall({ op: "GNTTABOP_set_version", version: 2 }, { caller: 0 })).toEqual({ rc: 0, version: 2 });
+    const e = (i: number) => ({ flags: dv().getUint16(16 * i, true), domid: dv().getUint16(16 * i + 2, true), frame: dv().getBigUint64(16 * i + 8, true) });
+    expect(e(1)).toEqual({ flags: 0x1, domid: 0, frame: 0x12345n });   // GTF_reading moved to the status entry
+    expect(e(2)).toEqual({ flags: 0x1, domid: 1, frame: 0x23456n });
+    const st = m.domain(0)!.grant!.status[0];
+    expect(new DataView(c.memory.buffer, c.backing_get(st), 4096).getUint16(2, true)).toBe(0x8);
+    expect(new Uint8Array(c.memory.buffer, c.backing_get(mfn) + 8 * 16, 4096 - 8 * 16).every((b) => b === 0)).toBe(true);
+    // A reserved v2 entry granting a frame above 32 bits cannot become v1.
+    dv().setUint16(16 * 3, 0x1, true); dv().setBigUint64(16 * 3 + 8, 1n << 32n, true);
+    expect(m.hypercall({ op: "GNTTABOP_set_version", version: 1 }, { caller: 0 })).toEqual({ rc: -34, version: 2 });
+    expect(e(1)).toEqual({ flags: 0x1, domid: 0, frame: 0x12345n });
+    expect(m.hypercall({ op: "GNTTABOP_get_status_frames", dom: 0x7ff0, nr_frames: 1 }, { caller: 0 }).status).toBe(0);
+    // Transitive grants are refused the same way; once representable, 2→1 restores the v1 layout.
+    dv().setBigUint64(16 * 3 + 8, 0x42n, true); dv().setUint16(16 * 3, 0x3, true);
+    expect(m.hypercall({ op: "GNTTABOP_set_version", version: 1 }, { caller: 0 })).toEqual({ rc: -34, version: 2 });
+    dv().setUint16(16 * 3, 0x1, true);
+    expect(m.hypercall({ op: "GNTTABOP_set_version", version: 1 }, { caller: 0 })).toEqual({ rc: 0, version: 1 });
+    expect([dv().getUint16(8, true), dv().getUint16(10, true), dv().getUint32(12, true)]).toEqual([0x9, 0, 0x12345]);
+    expect([dv().getUint16(24, true), dv().getUint16(26, true), dv().getUint32(28, true)]).toEqual([0x1, 0, 0x42]);
   });
 });
