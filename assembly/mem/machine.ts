@@ -32,7 +32,8 @@
 // 136  u32 scratch ptr (TS<->Wasm batch buffer)  140 u32 scratch size
 // 144  u32 hooks mask          148  u32 p2m log ptr (entry-change ring)
 // 152  u32 p2m array ptr      156  u32 domain count in use
-// 160..247 reserved
+// 160  u32 high-water mark: linear memory at or above it has never been used
+// 164..247 reserved
 // 248  u32 walk block ptr (walk/walker.ts)
 
 export const ARCH_ARM64: u32 = 0;
@@ -94,6 +95,7 @@ export const H_P2M_LOG: usize = 148;
 export const H_FEATURES: usize = 20;
 export const H_P2M_ARRAY: usize = 152;
 export const H_WALK: usize = 248;
+export const H_HWM: usize = 160;
 
 // Domain slots: 1..MAX_DOMAINS (0 is NULL, the anonymous owner).
 export const MAX_DOMAINS: u32 = 64;

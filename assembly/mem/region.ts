@@ -12,7 +12,7 @@
 //     are xenheap addresses that no external observer can compare.
 // Both ranges are disjoint, so a stored pointer decodes unambiguously.
 
-import { HDR, HDR_SIZE, hdr_u32, hdr_set_u32, H_TOP, is_arm64, xen_bug, BUG_OOM } from "./machine";
+import { HDR, HDR_SIZE, hdr_u32, hdr_set_u32, H_TOP, H_HWM, is_arm64, xen_bug, BUG_OOM } from "./machine";
 
 export const FRAMETABLE_VIRT_START_ARM64: u64 = 0x0000000800000000; // 32 GiB
 export const FRAMETABLE_VIRT_START_ARM32: u64 = 0x02000000;
@@ -33,7 +33,9 @@ export const XEN_DATA_VIRT_START_ARM32: u64 = 0x40000000;           // arm32 xen
 @inline export function xen_linear(va: u64): usize { return <usize>(va - XEN_DATA_VIRT_START()); }
 
 export function region_reset(): void {
-  hdr_set_u32(H_TOP, <u32>(HDR() + HDR_SIZE));
+  let top = <u32>(HDR() + HDR_SIZE);
+  if (hdr_u32(H_HWM) < top) hdr_set_u32(H_HWM, top);
+  hdr_set_u32(H_TOP, top);
 }
 
 // Ensure linear memory covers [0, end). Growth is the only way views on the
@@ -51,7 +53,11 @@ export function region_alloc(size: usize, align: usize): usize {
   let end = p + size;
   if (end < p || end > 0xFFFF0000) xen_bug(BUG_OOM, 2);
   region_ensure(end);
-  memory.fill(p, 0, size);
+  // Memory never handed out before is still the zero fill of memory.grow:
+  // clearing only what may be dirty keeps a 16M-frame table cheap to create.
+  let hwm = <usize>hdr_u32(H_HWM);
+  if (p < hwm) memory.fill(p, 0, (end < hwm ? end : hwm) - p);
+  if (end > hwm) hdr_set_u32(H_HWM, <u32>end);
   hdr_set_u32(H_TOP, <u32>end);
   return p;
 }

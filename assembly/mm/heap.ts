@@ -13,7 +13,7 @@
 
 import { hdr_u32, hdr_set_u32, hdr_u64, H_HEAP, H_XENHEAP_START, H_XENHEAP_END, is_arm64, INVALID_MFN, xen_bug, BUG_ON } from "../mem/machine";
 import { region_alloc } from "../mem/region";
-import { backing_release } from "../mem/backing";
+import { backing_release, backing_count } from "../mem/backing";
 import {
   MAX_ORDER, INVALID_DIRTY_IDX, FREE_FIELDS_MASK, FREE_NEED_TLBFLUSH, FREE_SCRUB_STATE_MASK, FREE_FIRST_DIRTY_MASK,
   count_info, set_count_info, set_type_info, type_info, owner_va, set_owner_va, pfn_order, set_pfn_order,
@@ -182,7 +182,7 @@ export function free_heap_pages(pg: u64, order: u32, need_scrub: bool): void {
     set_type_info(m, u);
     store<u32>(pi(m) + OFF_TLBFLUSH(), 0); // tlbflush_current_time() is 0 on Arm
     set_owner_va(m, 0);
-    backing_release(m);
+    if (backing_count() != 0) backing_release(m);
   }
   add_avail(zone, <i64>n);
   let first_dirty = INVALID_DIRTY_IDX;

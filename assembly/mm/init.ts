@@ -3,7 +3,7 @@
 import {
   HDR, HDR_SIZE, HDR_MAGIC, HDR_VERSION, hdr_set_u32, hdr_set_u64, hdr_u32,
   H_MAGIC, H_VERSION, H_ARCH, H_REVISION, H_FEATURES, H_RAM_START, H_NR_FRAMES, H_FT_BASE_PDX,
-  H_FRAME_TABLE, H_MAX_PAGE, H_XENHEAP_START, H_XENHEAP_END, H_LAST_ERROR, ARCH_ARM64,
+  H_FRAME_TABLE, H_MAX_PAGE, H_HWM, H_XENHEAP_START, H_XENHEAP_END, H_LAST_ERROR, ARCH_ARM64,
   xen_bug, BUG_EMULATOR,
 } from "../mem/machine";
 import { region_reset, region_alloc } from "../mem/region";
@@ -30,8 +30,11 @@ export function arm32_xenheap_pages(nr: u64): u64 {
 
 export function machine_init(arch_: u32, revision_: u32, features: u32, ram_start: u64, nr: u64,
                              static_start: u64, static_nr: u64): void {
-  // A standalone walker may have used the header before: start from zero.
+  // A standalone walker may have used the header before: start from zero,
+  // except the high-water mark, which says what memory may be dirty.
+  let hwm = hdr_u32(H_HWM);
   memory.fill(HDR(), 0, HDR_SIZE);
+  hdr_set_u32(H_HWM, hwm);
   hdr_set_u32(H_MAGIC, HDR_MAGIC);
   hdr_set_u32(H_VERSION, HDR_VERSION);
   region_reset();
