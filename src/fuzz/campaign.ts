@@ -79,6 +79,8 @@ export interface CampaignSummary {
 export interface VariantSummary {
   count: number;
   firstTimeMs: number;
+  /** Ops run campaign-wide (approx.: other workers' last progress) when first seen. */
+  firstOpsTotal: number;
   firstSeed: number;
   firstEpisodeOp: number;
   message: string;
@@ -234,7 +236,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
       const opsTotal = opsBy.reduce((a, b) => a + b, 0) - opsBy[w] + m.ops;
       const at = (m.v.atMs ?? Date.now()) - t0;
       const vk = m.v.variant ?? inv;
-      if (variants[vk] === undefined) variants[vk] = { count: 1, firstTimeMs: at, firstSeed: m.seed, firstEpisodeOp: m.v.op, message: m.v.message };
+      if (variants[vk] === undefined) variants[vk] = { count: 1, firstTimeMs: at, firstOpsTotal: opsTotal, firstSeed: m.seed, firstEpisodeOp: m.v.op, message: m.v.message };
       else variants[vk].count++;
       if (cur === undefined) {
         summary.violations[inv] = { count: 1, firstTimeMs: at, firstOpsTotal: opsTotal, firstSeed: m.seed, firstEpisodeOp: m.v.op, message: m.v.message };
