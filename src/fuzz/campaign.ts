@@ -47,6 +47,8 @@ export interface CampaignOptions {
 
 export interface InvariantSummary {
   count: number;
+  /** Same as firstOpsTotal (name used by the demo). */
+  firstOp?: number;
   /** ms since the campaign started. */
   firstTimeMs: number;
   /** Ops run by the finding worker before it (campaign-wide estimate: ops of all workers at that time). */
@@ -165,13 +167,14 @@ function spawnWorker(job: WorkerJob): Worker {
 
 class Progress {
   private last = 0;
-  constructor(private readonly enabled: boolean, private readonly total: number) {}
+  constructor(private readonly enabled: boolean, private readonly total: number, private readonly timeLimitMs?: number) {}
   draw(ops: number, t0: number, viol: number, force = false): void {
     if (!this.enabled) return;
     const now = Date.now();
     if (!force && now - this.last < 200) return;
     this.last = now;
-    const frac = Math.min(1, ops / Math.max(1, this.total));
+    const byTime = this.timeLimitMs ? (now - t0) / this.timeLimitMs : 0;
+    const frac = Math.min(1, Math.max(ops / Math.max(1, this.total), byTime));
     const w = 30;
     const bar = "#".repeat(Math.round(frac * w)).padEnd(w, ".");
     const rate = ops / Math.max(0.001, (now - t0) / 1000);
@@ -196,7 +199,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
   const nThreads = Math.max(1, workers);
   const t0 = Date.now();
   const deadline = opts.timeLimitMs ? t0 + opts.timeLimitMs : Number.MAX_SAFE_INTEGER;
-  const progress = new Progress(opts.progress ?? process.stderr.isTTY === true, total);
+  const progress = new Progress(opts.progress ?? process.stderr.isTTY === true, total, opts.timeLimitMs);
   const summary: CampaignSummary = {
     revision: opts.revision,
     arch,
@@ -239,7 +242,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
       if (variants[vk] === undefined) variants[vk] = { count: 1, firstTimeMs: at, firstOpsTotal: opsTotal, firstSeed: m.seed, firstEpisodeOp: m.v.op, message: m.v.message };
       else variants[vk].count++;
       if (cur === undefined) {
-        summary.violations[inv] = { count: 1, firstTimeMs: at, firstOpsTotal: opsTotal, firstSeed: m.seed, firstEpisodeOp: m.v.op, message: m.v.message };
+        summary.violations[inv] = { count: 1, firstOp: opsTotal, firstTimeMs: at, firstOpsTotal: opsTotal, firstSeed: m.seed, firstEpisodeOp: m.v.op, message: m.v.message };
       } else cur.count++;
       const bk = baseVariant(m.v);
       if (!firstRuns.has(bk) && m.steps.length > 0) firstRuns.set(bk, { seed: m.seed, steps: m.steps, v: m.v });
