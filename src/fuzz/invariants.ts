@@ -188,8 +188,8 @@ export class InvariantChecker {
   /** Domains whose P2M or grant state the current step may have changed. */
   private readonly touched = new Set<number>();
   private readonly cnt = new Uint32Array(2);
-  /** Frames of destroyed domains that other domains still map (foreign). */
-  private readonly orphans = new Set<number>();
+  /** Frames of destroyed domains that other domains still map (foreign): mfn -> "ram" | "xenheap". */
+  private readonly orphans = new Map<number, string>();
   /**
    * Xenheap frames a guest gave back with decrease_reservation (their
    * allocation reference dropped on request). Xen lets the guest map such a
@@ -542,7 +542,7 @@ export class InvariantChecker {
         else if (isRam(l.type) && p.owner !== domid && !this.host.dying(domid)) (bad = `a frame owned by ${p.owner < 0 ? "nobody" : "d" + p.owner}`), (sub = "owner");
         else if (isForeign(l.type) && p.owner === domid) (bad = "its own frame as foreign"), (sub = "self-foreign");
         if (bad !== null && this.orphans.has(l.mfn)) {
-          sub = "orphan-" + sub;
+          sub = `orphan-${this.orphans.get(l.mfn)}-${sub}`;
           bad += " (its owner was destroyed while this foreign mapping held a reference)";
         }
         if (bad !== null) {
@@ -640,7 +640,7 @@ export class InvariantChecker {
     }
     for (const mfn of foreign) {
       const p = this.host.page(mfn);
-      if (p !== null && p.owner === domid) this.orphans.add(mfn);
+      if (p !== null && p.owner === domid) this.orphans.set(mfn, this.host.isXenheap(mfn) ? "xenheap" : "ram");
     }
   }
 

@@ -30,9 +30,9 @@ export function issuable(host: FuzzHost, c: FuzzCall): boolean {
   return !host.domids().includes(t) || host.canCall(t);
 }
 
-// eslint-disable-next-line require-yield
-function* noCall(): LockGen<HypercallResult> {
-  return { rc: 0, skipped: true };
+function* lazyCall(host: FuzzHost, c: FuzzCall, vcpu: number): LockGen<HypercallResult> {
+  if (!issuable(host, c)) return { rc: 0, skipped: true };
+  return yield* host.gen(c.caller, vcpu, c.req);
 }
 
 /** Expand a decision log ([step, cpu] pairs) into the cpu run at each of `steps` steps. */
@@ -106,7 +106,9 @@ export class FuzzSession {
         }
         case "par": {
           for (const c of step.calls) ck.scopeOf(c, scope);
-          const gens: LockGen<HypercallResult>[] = step.calls.map((c, i) => (issuable(host, c) ? host.gen(c.caller, i, c.req) : noCall()));
+          // Each vCPU decides whether to enter its hypercall when it first runs: a domain crashed by
+          // an earlier vCPU of the group has its other vCPUs paused before they can start one.
+          const gens: LockGen<HypercallResult>[] = step.calls.map((c, i) => lazyCall(host, c, i));
           const res = step.decisions ? runPinned(gens, step.decisions) : new Scheduler({ seed: step.sched }).run(gens);
           host.invalidate();
           out.decisions = res.decisions;

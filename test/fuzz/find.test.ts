@@ -64,7 +64,7 @@ describe("fuzzer finds the known bugs", () => {
     // Known HEAD findings that are not these bugs (see README): refcount (re-mapping the same foreign
     // page at the same GFN leaks a reference: __p2m_set_entry only frees on an MFN change) and the
     // orphan-* classes (the host frees a destroyed domain's pages that another domain still maps).
-    const known = /^(refcount(:orphan)?|p2m-ref:orphan-[a-z-]+|crash:[A-Za-z_]+-after-orphan)(\/par)?$/;
+    const known = /^(refcount(:orphan)?|p2m-ref:orphan-[a-z0-9-]+|crash:[A-Za-z_]+-after-orphan)(\/par)?$/;
     for (let seed = 100; seed < 110; seed++) {
       for (const interleave of [false, true]) {
         const r = await runSeed({ revision: "head", arch: "arm64" }, seed, 300, { interleave });
