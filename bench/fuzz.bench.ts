@@ -42,9 +42,9 @@ for (const interleave of [false, true]) {
   rows.push([`1 thread, per-op invariants, no full scans${tag}`, fmt(await inThread("incremental", interleave))]);
   rows.push([`1 thread, invariants + full scan every 64 ops${tag}`, fmt(await inThread("full64", interleave))]);
 }
-const ops = 60_000;
-const one = await runCampaign({ revision, ops, seed: 1, workers: 1, progress: false, timeLimitMs: secs * 3000 });
-const two = await runCampaign({ revision, ops, seed: 1, workers: 2, progress: false, timeLimitMs: secs * 3000 });
+const ops = Number(process.argv[3] ?? 400_000);
+const one = await runCampaign({ revision, ops, seed: 1, workers: 1, progress: false, timeLimitMs: secs * 6000 });
+const two = await runCampaign({ revision, ops, seed: 1, workers: 2, progress: false, timeLimitMs: secs * 6000 });
 rows.push([`campaign, 1 worker thread (${one.opsRun} ops), wall clock`, fmt(one.opsPerSec)]);
 rows.push([`campaign, 2 worker threads (${two.opsRun} ops), wall clock`, fmt(two.opsPerSec)]);
 rows.push(["2-worker speed-up (wall clock, incl. thread start-up)", (two.opsPerSec / one.opsPerSec).toFixed(2) + "x"]);
