@@ -40,7 +40,7 @@ export interface CampaignOptions {
   shrink?: boolean;
   /** Progress bar on stderr (default: stderr is a TTY). */
   progress?: boolean;
-  /** Full invariant scan every N ops (default 64). */
+  /** Full invariant scan every N ops (default 128; also at the end of every episode). */
   fullEvery?: number;
   ipaBits?: number;
 }
@@ -259,7 +259,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
       seed,
       episodeOps: opts.episodeOps ?? 400,
       interleave: opts.interleave ?? false,
-      fullEvery: opts.fullEvery ?? 64,
+      fullEvery: opts.fullEvery ?? 128,
       first: shard.index + shard.count * w,
       stride: shard.count * nThreads,
       ops: Math.min(per, total - per * w),
