@@ -253,15 +253,23 @@ export class MachineImpl {
     }
   }
 
-  /** domain_relinquish_resources + grant_table_destroy + arch_domain_destroy (FS 6.10). */
+  /**
+   * domain_kill: relinquish the domain's resources (FS 6.10). The final
+   * destruction (grant_table_destroy, shared_info, P2M root) waits, as in Xen,
+   * until nothing holds a reference on the domain any more: a page of it that
+   * another domain still maps (a foreign mapping of its shared_info or of a
+   * grant frame) keeps it a zombie until that mapping goes.
+   */
   destroyDomain(domid: number): number {
     const d = this.domains.get(domid);
     if (!d || d.system) return -3; // -ESRCH
     if (this.crashed) return CRASHED_RC;
+    if (d.dying) return 0; // domain_kill of a dying domain: nothing more to do
     const cpu = 0;
     this.pushWhere(cpu, "domain_kill");
     try {
-      runToCompletion(this.destroyGen(cpu, d));
+      runToCompletion(this.killGen(cpu, d));
+      this.reapZombies();
     } catch (e) {
       this.recordCrash(e, cpu);
       return CRASHED_RC;
@@ -271,7 +279,10 @@ export class MachineImpl {
     return 0;
   }
 
-  private *destroyGen(cpu: number, d: Domain): LockGen<void> {
+  /** Dying domains whose final destruction waits for their last reference. */
+  readonly zombies: Domain[] = [];
+
+  private *killGen(cpu: number, d: Domain): LockGen<void> {
     d.dying = true;
     this.core.domain_set_flags(d.slot, this.domainFlags(d) | D_DYING);
     yield* this.relinquishMemory(cpu, d, true);
@@ -279,8 +290,37 @@ export class MachineImpl {
     yield* d.p2mLock.writeLock(cpu);
     this.p2m.relinquish(d.slot);
     yield* d.p2mLock.writeUnlock(cpu);
-    this.p2m.teardown(d.slot);
+    if (this.policy.p2mTeardownInRelinquish) this.p2m.teardown(d.slot);
+    this.zombies.push(d);
+  }
+
+  /**
+   * complete_domain_destroy for every dying domain nobody references any more.
+   * Drivers call it between hypercalls (never while a vCPU holds a lock):
+   * hypercall(), destroyDomain() and the run/fuzz schedulers after a group.
+   */
+  reapZombies(): void {
+    if (this.zombies.length === 0 || this.crashed) return;
+    for (let i = 0; i < this.zombies.length; ) {
+      const d = this.zombies[i];
+      if (this.core.domain_refcnt(d.slot) !== 0) { i++; continue; }
+      this.zombies.splice(i, 1);
+      const cpu = 0;
+      this.pushWhere(cpu, "complete_domain_destroy");
+      try {
+        runToCompletion(this.finalDestroyGen(cpu, d));
+      } catch (e) {
+        this.recordCrash(e, cpu);
+        return;
+      } finally {
+        this.popWhere(cpu);
+      }
+    }
+  }
+
+  private *finalDestroyGen(cpu: number, d: Domain): LockGen<void> {
     yield* grantTableDestroy(this, cpu, d);
+    if (!this.policy.p2mTeardownInRelinquish) this.p2m.teardown(d.slot);
     if (d.sharedInfo !== this.INVALID) {
       yield* this.freeXenheapPage(cpu, d.sharedInfo);
       d.sharedInfo = this.INVALID;
@@ -498,7 +538,9 @@ export class MachineImpl {
   stateHash(): string { return stateHash(this); }
 
   hypercall(req: HypercallRequest, opts: CallOptions): HypercallResult {
-    return runToCompletion(this.hypercallGen(req, opts));
+    const r = runToCompletion(this.hypercallGen(req, opts));
+    if (this.zombies.length !== 0) this.reapZombies();
+    return r;
   }
 
   /** Guest memory for raw hypercalls (per-domain address spaces). */
@@ -515,7 +557,9 @@ export class MachineImpl {
   }
 
   hypercallRaw(call: RawCall, opts: CallOptions): HypercallResult {
-    return runToCompletion(this.hypercallRawGen(call, opts));
+    const r = runToCompletion(this.hypercallRawGen(call, opts));
+    if (this.zombies.length !== 0) this.reapZombies();
+    return r;
   }
 
   // ---- inspection ----------------------------------------------------------------

@@ -293,6 +293,7 @@ export async function executeRun(doc: RunDocument, opts: ExecuteOptions = {}): P
       case "parallel": {
         const gens = op.ops.map((o) => m.hypercallGen(o.req, { caller: o.caller, vcpu: o.vcpu }));
         const r = runFixedSchedule(gens, op.schedule);
+        m.reapZombies();
         const sub = op.ops.map((o, i) => {
           const hr = r.results[i] ?? { rc: "deadlock" as unknown as number };
           return resultOf(index, o.req.op, o.caller, o.vcpu, hr);
