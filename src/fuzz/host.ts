@@ -54,6 +54,8 @@ export interface FuzzHost {
   crash(): { kind: string; path: string } | null;
   call(caller: number, req: HypercallRequest): HypercallResult;
   gen(caller: number, vcpu: number, req: HypercallRequest): LockGen<HypercallResult>;
+  /** After an interleaved group: let the host finish deferred work (complete_domain_destroy of zombies). */
+  afterGroup(): void;
   createDomain(domid: number): void;
   destroyDomain(domid: number): void;
   /** Domain ids that exist (not destroyed), with their dying flag. */
@@ -65,6 +67,8 @@ export interface FuzzHost {
   drainP2m(): P2mWrite[] | null;
   /** Every valid leaf of domid's P2M, by walking its tables: [gfn, lo, hi, level] quadruples. */
   walkP2m(domid: number): number[] | null;
+  /** Non-root table pages reachable from domid's root(s), and the P2M's own count of table pages (p2m->pages, incl. none of the root). */
+  tablePages?(domid: number): { tables: number[]; expected: number } | null;
   /** Frame-table view; null if the MFN is not valid. withOwner=false skips the owner lookup (owner -3). */
   page(mfn: number, withOwner?: boolean): PageView | null;
   /** is_xen_heap_mfn(mfn) (arm64: PGC_xen_heap; arm32: the direct-map range). */

@@ -185,6 +185,8 @@ export class InvariantChecker {
   inPar = false;
   /** Set by the runner: check every domain after this step (create/destroy). */
   touchAll = false;
+  /** Destroyed domains whose final destruction (zombie reaping) is still to be checked. */
+  private readonly pendingTeardown = new Set<number>();
   /** Domains whose P2M or grant state the current step may have changed. */
   private readonly touched = new Set<number>();
   private readonly cnt = new Uint32Array(2);
@@ -481,9 +483,14 @@ export class InvariantChecker {
       const l = this.shadow.of(d).get(g);
       if (l === undefined || l.mfn !== m) this.released.add(m);
     }
-    if (destroyed !== null) {
-      this.shadow.doms.delete(destroyed);
-      this.checkTeardown(op, destroyed);
+    if (destroyed !== null) this.pendingTeardown.add(destroyed);
+    // A killed domain stays a zombie while another domain holds a reference on one of its
+    // pages; once the host has really destroyed it, it must own nothing.
+    for (const d of this.pendingTeardown) {
+      if (this.host.domids().includes(d)) continue;
+      this.pendingTeardown.delete(d);
+      this.shadow.doms.delete(d);
+      this.checkTeardown(op, d);
     }
     // (e) map-free
     for (const r of results) {
@@ -675,6 +682,30 @@ export class InvariantChecker {
       if (bad !== null) {
         this.report(op, "teardown", `d${d} P2M tables disagree with the change log: ${bad}`, { domid: d });
         this.resyncDomain(d);
+      }
+    }
+    // (f) every table page reachable from exactly one P2M, none free, none mapped as a leaf
+    if (host.tablePages) {
+      const seenT = new Map<number, number>();
+      const leafMfns = new Set<number>();
+      for (const m of this.shadow.doms.values()) for (const l of m.values()) leafMfns.add(l.mfn);
+      for (const d of host.domids()) {
+        const tp = host.tablePages(d);
+        if (tp === null) continue;
+        let bad: string | null = null;
+        for (const t of tp.tables) {
+          const other = seenT.get(t);
+          if (other !== undefined) bad = `table page 0x${t.toString(16)} reachable from d${other} and d${d}`;
+          else if (leafMfns.has(t)) bad = `table page 0x${t.toString(16)} is also mapped as guest memory`;
+          else if (host.countInto(t, this.cnt) && countFree(this.cnt, arm64)) bad = `table page 0x${t.toString(16)} is free`;
+          if (bad !== null) break;
+          seenT.set(t, d);
+        }
+        if (bad === null && tp.tables.length !== tp.expected) bad = `walk reaches ${tp.tables.length} table pages, p2m->pages holds ${tp.expected}`;
+        if (bad !== null) {
+          this.report(op, "teardown", `d${d}: ${bad}`, { domid: d, tables: tp.tables.length, expected: tp.expected }, "tables");
+          break;
+        }
       }
     }
     // (c) refcounts: allocation ref + foreign P2M references

@@ -67,6 +67,11 @@ export class MachineHost implements FuzzHost {
     return this.m.hypercallGen(req, { caller, vcpu });
   }
 
+  afterGroup(): void {
+    const m = this.m as unknown as { reapZombies?: () => void };
+    if (typeof m.reapZombies === "function") m.reapZombies();
+  }
+
   createDomain(domid: number): void {
     const s = this.specs.get(domid);
     if (s === undefined || this.m.domain(domid) !== undefined) return;
@@ -198,6 +203,16 @@ export class MachineHost implements FuzzHost {
     return this.walkRuns(domid);
   }
 
+  private readonly lastTables: number[] = [];
+
+  tablePages(domid: number): { tables: number[]; expected: number } | null {
+    const d = this.m.domain(domid);
+    const c = this.m.core as any;
+    if (d === undefined || typeof c.p2m_nr_table_pages !== "function" || !this.useLog) return null;
+    this.walkTables(d.slot);
+    return { tables: this.lastTables.slice(), expected: c.p2m_nr_table_pages(d.slot) };
+  }
+
   /** Walk the stage-2 tables in linear memory (header: root level/order, P2M array; record: root_ptr[8]). */
   private walkTables(slot: number): number[] {
     const dv = this.view();
@@ -207,6 +222,8 @@ export class MachineHost implements FuzzHost {
     const rec = dv.getUint32(this.hdr + 152, true) + slot * 256;
     const c = this.m.core;
     const span = (l: number) => 2 ** (9 * (3 - l));
+    const tables = this.lastTables;
+    tables.length = 0;
     const walk = (table: number, level: number, base: number) => {
       const sz = span(level);
       for (let i = 0; i < 512; i++) {
@@ -214,7 +231,9 @@ export class MachineHost implements FuzzHost {
         const hi = dv.getUint32(table + 8 * i + 4, true);
         if (((hi >>> 23) & 0xf) === 0) continue; // !p2m_is_valid
         if (level < 3 && (lo & 2) !== 0) {
-          const child = c.backing_lookup(BigInt((hi & 0xffff) * 0x100000 + (lo >>> 12)));
+          const cm = (hi & 0xffff) * 0x100000 + (lo >>> 12);
+          tables.push(cm);
+          const child = c.backing_lookup(BigInt(cm));
           if (child !== 0) walk(child, level + 1, base + i * sz);
         } else out.push(base + i * sz, lo, hi, level);
       }

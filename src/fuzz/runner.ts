@@ -110,6 +110,7 @@ export class FuzzSession {
           // an earlier vCPU of the group has its other vCPUs paused before they can start one.
           const gens: LockGen<HypercallResult>[] = step.calls.map((c, i) => lazyCall(host, c, i));
           const res = step.decisions ? runPinned(gens, step.decisions) : new Scheduler({ seed: step.sched }).run(gens);
+          host.afterGroup();
           host.invalidate();
           out.decisions = res.decisions;
           out.trace = traceOf(res.decisions, res.steps);
