@@ -192,6 +192,7 @@ export class InvariantChecker {
   private readonly cnt = new Uint32Array(2);
   /** Frames of destroyed domains that other domains still map (foreign): mfn -> "ram" | "xenheap". */
   private readonly orphans = new Map<number, string>();
+  private readonly orphanOwner = new Map<number, number>();
   /**
    * Xenheap frames a guest gave back with decrease_reservation (their
    * allocation reference dropped on request). Xen lets the guest map such a
@@ -490,6 +491,8 @@ export class InvariantChecker {
       if (this.host.domids().includes(d)) continue;
       this.pendingTeardown.delete(d);
       this.shadow.doms.delete(d);
+      // Its frames are free now (or reused): no longer orphans of a zombie.
+      for (const [m, o] of this.orphanOwner) if (o === d) (this.orphanOwner.delete(m), this.orphans.delete(m));
       this.checkTeardown(op, d);
     }
     // (e) map-free
@@ -647,7 +650,10 @@ export class InvariantChecker {
     }
     for (const mfn of foreign) {
       const p = this.host.page(mfn);
-      if (p !== null && p.owner === domid) this.orphans.set(mfn, this.host.isXenheap(mfn) ? "xenheap" : "ram");
+      if (p !== null && p.owner === domid) {
+        this.orphans.set(mfn, this.host.isXenheap(mfn) ? "xenheap" : "ram");
+        this.orphanOwner.set(mfn, domid);
+      }
     }
   }
 
