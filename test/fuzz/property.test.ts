@@ -82,7 +82,11 @@ async function property(revision: Revision, ignore: InvariantName[], interleave:
 describe("model-based properties (fast-check commands)", () => {
   it("HEAD keeps every invariant (refcount excluded: known foreign re-map leak, pinned below)", async () => {
     const { res } = await property("head", ["refcount"], true, 200, 1234);
-    if (res.failed) throw new Error(fc.defaultReportMessage(res) ?? "failed");
+    if (res.failed) {
+      const steps = [...(res.counterexample![0] as Iterable<{ cmd?: StepCommand; hasRan?: boolean }>)].filter((w) => w.hasRan !== false).map((w) => w.cmd!.step);
+      const doc = await reproToRunDocument({ revision: "head", arch: "arm64", domains: defaultDomains().slice(0, 2), steps });
+      throw new Error(`${fc.defaultReportMessage(res)}\nshrunk counterexample as a run document:\n${JSON.stringify(doc, null, 1)}`);
+    }
   });
 
   it("PRE violates them; the shrunk counterexample is printed as a run document and replays", async () => {
