@@ -120,7 +120,7 @@ export class OpGenerator {
     const pool: number[] = [];
     for (let i = 0; i < 4; i++) pool.push(GUEST_RAM_GFN + i);
     for (let i = 0; i < 4; i++) pool.push(GUEST_GNTTAB_GFN + i);
-    pool.push(0x100, 0x101, 0x50000, 0x1);
+    pool.push(0x0, 0x1, 0x100, 0x101, 0x50000); // 0 and 1: the edges every table walk has
     this.gfnPool = pool;
     this.kinds = KINDS;
     this.kindTotal = KINDS.reduce((s, [w]) => s + w, 0);
