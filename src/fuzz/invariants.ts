@@ -27,6 +27,7 @@ import type { HypercallRequest, HypercallResult } from "../machine/api.js";
 import { DOMID_SELF } from "../machine/api.js";
 import type { FuzzHost, P2mWrite, PageView } from "./host.js";
 import { XENMAPIDX_grant_table_status, XENMAPSPACE_grant_table, XENMAPSPACE_shared_info, type FuzzCall } from "./generator.js";
+import { policyFor } from "../revisions/index.js";
 
 export type InvariantName =
   | "xenheap-gfn"
@@ -214,7 +215,7 @@ export class InvariantChecker {
     this.fullEvery = opts.fullEvery ?? 64;
     this.disabled = new Set(opts.disable ?? []);
     this.arm64 = host.arch === "arm64";
-    this.gfnInPage = host.revision === "gfn" || host.revision === "head";
+    this.gfnInPage = policyFor(host.revision).grantGfnInPageInfo;
     this.reachGfn = 2 ** (host.ipaBits - 12);
     this.invalidGfn = this.arm64 ? 0xffffffffffffffffn : 0xffffffffn;
     // Start from the tables as they are.

@@ -7,6 +7,7 @@
 
 import type { Arch, Revision } from "../machine/api.js";
 import { REVISIONS } from "../machine/api.js";
+import { policyFor, F_GFN_IN_PAGE_INFO, F_NEED_SCRUB_OWN_BIT } from "../revisions/index.js";
 import { XenmmArgumentError, checkObject, checkOneOf, toU64 } from "../api/errors.js";
 
 /** Which layout to decode with: the arch fixes the word size, the revision the flag/field split. */
@@ -27,10 +28,11 @@ const longMask = (arch: Arch): bigint => (1n << bitsPerLong(arch)) - 1n;
 /** Xen's PG_mask(x, idx) = x << (BITS_PER_LONG - idx). */
 const PG_mask = (arch: Arch, x: bigint, idx: number): bigint => (x << (bitsPerLong(arch) - BigInt(idx))) & longMask(arch);
 const PG_shift = (arch: Arch, idx: number): bigint => bitsPerLong(arch) - BigInt(idx);
-/** GFN-in-page_info (FS 2.3): the GFN revision and later. */
-const gfnInTypeInfo = (r: Revision): boolean => r === "gfn" || r === "head";
-/** PGC_need_scrub has its own bit only at HEAD (FS 2.1). */
-const needScrubOwnBit = (r: Revision): boolean => r === "head";
+/** GFN-in-page_info (FS 2.3), as the revision policy says. */
+const gfnInTypeInfo = (r: Revision): boolean => (policyFor(r).features & F_GFN_IN_PAGE_INFO) !== 0;
+/** PGC_need_scrub's own bit (FS 2.1). */
+const needScrubOwnBit = (r: Revision): boolean => (policyFor(r).features & F_NEED_SCRUB_OWN_BIT) !== 0;
+const staticBitName = (r: Revision): string => policyFor(r).pgcStaticName;
 
 // ---- count_info -----------------------------------------------------------
 
@@ -116,7 +118,7 @@ export function countInfoFlagNames(raw: bigint | number, layout: Layout): string
   const out: string[] = [];
   if (c.PGC_allocated) out.push(needScrubOwnBit(layout.revision) || c.state !== "free" ? "PGC_allocated" : "PGC_need_scrub");
   if (c.PGC_xen_heap) out.push("PGC_xen_heap");
-  if (c.PGC_static) out.push(layout.revision === "pre" || layout.revision === "gfn" ? "PGC_reserved" : "PGC_static");
+  if (c.PGC_static) out.push(staticBitName(layout.revision));
   if (c.PGC_need_scrub && needScrubOwnBit(layout.revision)) out.push("PGC_need_scrub");
   if (c.PGC_broken) out.push("PGC_broken");
   out.push(`PGC_state_${c.state}`);

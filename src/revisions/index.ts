@@ -58,6 +58,8 @@ export interface RevisionPolicy {
   readonly dyingRefusesP2m: boolean;
   /** FS 6.10: relinquish_p2m_mapping BUG_ON(!is_dying) (4.17-rc2+). */
   readonly relinquishBugOnNotDying: boolean;
+  /** FS 2.1: bit 61/29 is PGC_reserved in the 2022 trees, PGC_static after 283abca299. */
+  readonly pgcStaticName: "PGC_reserved" | "PGC_static";
   /** FS 6.10: HEAD frees the P2M tables while relinquishing; before, only at final destruction. */
   readonly p2mTeardownInRelinquish: boolean;
   /** FS 6.7: p2m_put_l3_page resets the stored xenheap GFN. */
@@ -102,6 +104,7 @@ function make(name: Revision, index: number, features: number, commit: string): 
     getPageFromGfnLocked: (features & F_GET_PAGE_FROM_GFN_LOCKED) !== 0,
     dyingRefusesP2m: (features & F_DYING_REFUSES_P2M) !== 0,
     relinquishBugOnNotDying: (features & F_DYING_REFUSES_P2M) !== 0,
+    pgcStaticName: head ? "PGC_static" : "PGC_reserved",
     p2mTeardownInRelinquish: head,
     putL3ClearsXenheapGfn: gfn,
   });

@@ -77,3 +77,11 @@ describe("stage-2 descriptor decode/encode", () => {
     expect(() => encodeDescriptor({ ...decodeDescriptor(0n), mfn: 1n << 36n })).toThrow(/descriptor.mfn/);
   });
 });
+
+describe("count_info flag names per revision", () => {
+  it("names bit 61 PGC_reserved in the 2022 trees and PGC_static at head", () => {
+    for (const revision of ["pre", "harden", "gfn"] as const)
+      expect(countInfoFlagNames(0x2000000000000001n, { arch: "arm64", revision })).toContain("PGC_reserved");
+    expect(countInfoFlagNames(0x2000000000000001n, { arch: "arm64", revision: "head" })).toContain("PGC_static");
+  });
+});
