@@ -1,6 +1,7 @@
 // Domain and xen heap on top of the buddy allocator (FS §3.5–3.10).
 // Locks (d->page_alloc_lock, heap_lock) are taken by the host around calls.
 
+import { EPERM, ENOENT, E2BIG, EINVAL } from "../errno";
 import { is_arm64, INVALID_MFN, LONG_MASK, xen_bug, BUG_ON, BUG_ASSERT } from "../mem/machine";
 import { feature, F_GFN_IN_PAGE_INFO, F_TYPE_INFO_INITIALIZER } from "../revision";
 import {
@@ -17,10 +18,6 @@ import {
 import { page_list_add_tail, page_list_del } from "./page_list";
 import { is_xen_heap_page, page_get_owner } from "./refs";
 
-export const EPERM: i32 = 1;
-export const ENOENT: i32 = 2;
-export const E2BIG: i32 = 7;
-export const EINVAL: i32 = 22;
 
 export const SHARE_rw: u32 = 0;
 export const SHARE_ro: u32 = 1;

@@ -19,6 +19,7 @@
 // VTCR 0x80003558, 8-bit VMID. With F_ARM32_PA_RANGE_32 (6d44fb48bd) a 32-bit
 // configuration also exists: T0SZ 0, order 0, VTCR 0x80003540.
 
+import { EINVAL, EBUSY } from "../errno";
 import {
   hdr_u32, hdr_set_u32, is_arm64, H_IPA_BITS, H_ROOT_LEVEL, H_ROOT_ORDER, H_T0SZ, H_SL0, H_PS,
   H_VMID_BITS, H_P2M_ARRAY, H_P2M_LOG, MAX_DOMAINS, xen_bug, BUG_ASSERT, BUG_ON,
@@ -28,8 +29,6 @@ import { feature, F_ARM32_PA_RANGE_32 } from "../revision";
 import { P2M_SIZE, P2M_GLOBALS, G_VMID_BITMAP, G_MAX_VMID } from "./p2m_domain";
 import { p2m_log_init } from "./log";
 
-export const EINVAL: i32 = 22;
-export const EBUSY: i32 = 16;
 
 export const INVALID_VMID: u32 = 0;
 export const MAX_VMID_8_BIT: u32 = 256;

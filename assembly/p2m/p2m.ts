@@ -13,6 +13,7 @@
 // (GUEST_TABLE_NORMAL_PAGE), or the codes MAP_FAILED (0) / SUPER_PAGE (1);
 // table addresses are page aligned so the encodings cannot collide.
 
+import { ENOENT, ENOMEM, EBUSY, EINVAL, EILSEQ, ERESTART } from "../errno";
 import { LONG_MASK, INVALID_MFN, INVALID_GFN, xen_bug, BUG_ASSERT, BUG_EMULATOR } from "../mem/machine";
 import { backing_get, backing_lookup } from "../mem/backing";
 import { feature, F_GFN_IN_PAGE_INFO, F_PUT_L2_FOREIGN_SUPERPAGE, F_DYING_REFUSES_P2M } from "../revision";
@@ -35,12 +36,6 @@ import {
 } from "./p2m_domain";
 import { p2m_write_pte } from "./log";
 
-export const ENOENT: i32 = 2;
-export const ENOMEM: i32 = 12;
-export const EBUSY: i32 = 16;
-export const EINVAL: i32 = 22;
-export const EILSEQ: i32 = 84;
-export const ERESTART: i32 = 85;
 
 const MAP_FAILED: usize = 0;
 const SUPER_PAGE: usize = 1;

@@ -11,7 +11,8 @@ import {
   p2m_ram_rw, p2m_invalid, p2m_access_rwx, p2m_is_any_ram, p2m_mmio_direct_dev, p2m_map_foreign_rw,
 } from "./lpae";
 import { P2M, P_DEFAULT_ACCESS, P_OUT_T, P_OUT_ORDER, p2m_check_slot } from "./p2m_domain";
-import { p2m_set_entry, p2m_get_entry, p2m_tlb_flush_sync, EILSEQ, EINVAL } from "./p2m";
+import { p2m_set_entry, p2m_get_entry, p2m_tlb_flush_sync } from "./p2m";
+import { EILSEQ, EINVAL } from "../errno";
 
 // p2m_insert_mapping(d, gfn, nr, mfn, t): p2m_set_entry with default_access.
 export function p2m_insert_mapping(d: u32, gfn: u64, nr: u64, mfn: u64, t: u32): i32 {

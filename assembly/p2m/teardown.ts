@@ -2,6 +2,7 @@
 // relinquish_p2m_mapping and p2m_teardown (FS §6.10). PRE/GFN shape: the
 // R4.17+ P2M page pool is not modelled (table pages are anonymous domheap pages).
 
+import { ENOMEM, ERESTART } from "../errno";
 import { LONG_MASK, INVALID_MFN, xen_bug, BUG_ON } from "../mem/machine";
 import { backing_get } from "../mem/backing";
 import { feature, F_DYING_REFUSES_P2M } from "../revision";
@@ -15,7 +16,7 @@ import {
   P_DEFAULT_ACCESS, P_DOMAIN, P_PAGES, P_NR_PAGES, P_OUT_ORDER, p2m_check_slot,
 } from "./p2m_domain";
 import {
-  p2m_get_entry, __p2m_set_entry, p2m_force_tlb_flush_sync, p2m_tlb_flush_sync, ENOMEM, ERESTART,
+  p2m_get_entry, __p2m_set_entry, p2m_force_tlb_flush_sync, p2m_tlb_flush_sync,
 } from "./p2m";
 
 // p2m_alloc_table(d): root = alloc_domheap_pages(NULL, P2M_ROOT_ORDER, 0),
