@@ -1,15 +1,21 @@
 // Loading the core: the .wasm is compiled once per process and instantiated
 // once per machine, so machines never share linear memory.
 //
-// asc's generated bindings (`--bindings raw`, the instantiable form of the
-// esm bindings) convert u64 results to unsigned BigInt and bool to boolean.
+// Two ways in:
+//  * createCoreInstance(): asc's generated bindings (`--bindings raw`, the
+//    instantiable form of the esm bindings), which convert u64 results to
+//    unsigned BigInt and bool to boolean. What machines use.
+//  * instantiateRawSync(): the bare exports, synchronously (u64 results are
+//    signed BigInt: wrap with BigInt.asUintN(64, x)). For hot loops that
+//    manage their own conversions, such as the walker.
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 import type { instantiate as instantiateType } from "../../build/release.js";
 
 export type CoreExports = Awaited<ReturnType<typeof instantiateType>>;
+export type Flavour = "release" | "debug";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -17,31 +23,34 @@ const here = dirname(fileURLToPath(import.meta.url));
 function buildDir(): string {
   for (const up of ["../../build", "../../../build"]) {
     const p = join(here, up);
-    try { readFileSync(join(p, "release.wasm"), { flag: "r" }); return p; } catch { /* next */ }
+    if (existsSync(join(p, "release.wasm"))) return p;
   }
   throw new Error("xenmm: build/release.wasm not found; run `npm run asbuild`");
 }
-
-export type Flavour = "release" | "debug";
-
-interface Loaded { module: WebAssembly.Module; instantiate: typeof instantiateType }
-const cache = new Map<Flavour, Promise<Loaded>>();
 
 export function defaultFlavour(): Flavour {
   return process.env.XENMM_WASM === "debug" ? "debug" : "release";
 }
 
-function load(flavour: Flavour): Promise<Loaded> {
-  let p = cache.get(flavour);
+const modules = new Map<Flavour, WebAssembly.Module>();
+
+/** The compiled module, compiled once per process. */
+export function coreModule(flavour: Flavour = defaultFlavour()): WebAssembly.Module {
+  let m = modules.get(flavour);
+  if (!m) {
+    m = new WebAssembly.Module(readFileSync(join(buildDir(), `${flavour}.wasm`)));
+    modules.set(flavour, m);
+  }
+  return m;
+}
+
+const bindings = new Map<Flavour, Promise<typeof instantiateType>>();
+
+function loadBindings(flavour: Flavour): Promise<typeof instantiateType> {
+  let p = bindings.get(flavour);
   if (!p) {
-    p = (async () => {
-      const dir = buildDir();
-      const bytes = readFileSync(join(dir, `${flavour}.wasm`));
-      const module = await WebAssembly.compile(bytes);
-      const mod = await import(join(dir, `${flavour}.js`));
-      return { module, instantiate: mod.instantiate as typeof instantiateType };
-    })();
-    cache.set(flavour, p);
+    p = import(join(buildDir(), `${flavour}.js`)).then((mod) => mod.instantiate as typeof instantiateType);
+    bindings.set(flavour, p);
   }
   return p;
 }
@@ -53,23 +62,32 @@ function readAsString(memory: WebAssembly.Memory, ptr: number): string {
   return String.fromCharCode(...new Uint16Array(memory.buffer, ptr, len >>> 1));
 }
 
-/** A fresh core instance with its own linear memory. */
-export async function createCoreInstance(flavour: Flavour = defaultFlavour()): Promise<CoreExports> {
-  const { module, instantiate } = await load(flavour);
-  let memory: WebAssembly.Memory | undefined;
-  const core = await instantiate(module, {
+/** The `env` imports: AssemblyScript's abort, reported loudly with its message. */
+function coreImports(memory: () => WebAssembly.Memory | undefined): { env: Record<string, unknown> } {
+  return {
     env: {
       abort(msg: number, file: number, line: number, col: number) {
-        const m = memory ? `${readAsString(memory, msg)} at ${readAsString(memory, file)}:${line}:${col}` : "abort";
+        const mem = memory();
+        const m = mem ? `${readAsString(mem, msg)} at ${readAsString(mem, file)}:${line}:${col}` : "abort";
         throw new Error(`xenmm core abort: ${m}`);
       },
     },
-  } as any);
+  };
+}
+
+/** A fresh core instance with its own linear memory. */
+export async function createCoreInstance(flavour: Flavour = defaultFlavour()): Promise<CoreExports> {
+  const instantiate = await loadBindings(flavour);
+  let memory: WebAssembly.Memory | undefined;
+  const core = await instantiate(coreModule(flavour), coreImports(() => memory) as any);
   memory = core.memory;
   return core;
 }
 
-/** Same, synchronously, once the module has been loaded by an earlier call. */
-export async function preloadCore(flavour: Flavour = defaultFlavour()): Promise<void> {
-  await load(flavour);
+/** A fresh instance's bare exports, synchronously. */
+export function instantiateRawSync<T>(flavour: Flavour = defaultFlavour()): T {
+  let memory: WebAssembly.Memory | undefined;
+  const inst = new WebAssembly.Instance(coreModule(flavour), coreImports(() => memory) as WebAssembly.Imports);
+  memory = inst.exports.memory as WebAssembly.Memory;
+  return inst.exports as unknown as T;
 }

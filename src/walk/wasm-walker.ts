@@ -1,14 +1,9 @@
 // Host front of the Wasm stage-2 walker (assembly/walk/walker.ts).
 //
-// Loader: a minimal, self-contained one (compile build/<target>.wasm once per
-// process, one instance per WasmWalker). It does not use the asc ESM bindings
-// (build/release.js instantiates a single shared instance at import time).
-// Kept isolated in loadWalkerModule()/instantiateCore() so it can be switched
-// to src/core/wasm.ts once that exists.
+// One core instance per WasmWalker, through the bare exports (synchronous;
+// the walker converts its own u64 results).
 
-import { readFileSync, existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { dirname, resolve } from "node:path";
+import { instantiateRawSync, type Flavour } from "../core/wasm.js";
 import { decodeRawResult, type WalkResult } from "./fault.js";
 
 export interface WalkConfig {
@@ -43,54 +38,9 @@ export interface WalkerExports {
   walk_batch(n: number): number;
 }
 
-const modules = new Map<string, WebAssembly.Module>();
-
-function wasmPath(target: string): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (const up of ["../..", "../../..", "../../../.."]) {
-    const p = resolve(here, up, "build", `${target}.wasm`);
-    if (existsSync(p)) return p;
-  }
-  throw new Error(`build/${target}.wasm not found (run: npx asc assembly/index.ts --target ${target})`);
-}
-
-export function loadWalkerModule(target = process.env.XENMM_WASM ?? "release"): WebAssembly.Module {
-  let m = modules.get(target);
-  if (!m) {
-    m = new WebAssembly.Module(readFileSync(wasmPath(target)));
-    modules.set(target, m);
-  }
-  return m;
-}
-
-function readAsString(mem: WebAssembly.Memory, ptr: number): string {
-  if (!ptr) return "";
-  const u32 = new Uint32Array(mem.buffer);
-  const len = u32[(ptr - 4) >>> 2] >>> 1;
-  return String.fromCharCode(...new Uint16Array(mem.buffer, ptr, len));
-}
-
-export function instantiateCore(module: WebAssembly.Module): WalkerExports {
-  let memory: WebAssembly.Memory | undefined;
-  const env: Record<string, unknown> = {};
-  for (const imp of WebAssembly.Module.imports(module)) {
-    if (imp.module !== "env" || imp.kind !== "function") continue;
-    if (imp.name === "abort") {
-      env.abort = (msg: number, file: number, line: number, col: number) => {
-        const m = memory ? `${readAsString(memory, msg)} in ${readAsString(memory, file)}:${line}:${col}` : "";
-        throw new Error(`wasm abort: ${m}`);
-      };
-    } else {
-      const name = imp.name;
-      env[name] = () => {
-        throw new Error(`wasm import env.${name} not provided`);
-      };
-    }
-  }
-  const inst = new WebAssembly.Instance(module, { env: env as WebAssembly.ModuleImports });
-  const ex = inst.exports as unknown as WalkerExports;
-  memory = ex.memory;
-  return ex;
+/** A walker instance: the core's bare exports (the walker converts its own u64s). */
+export function instantiateWalker(flavour?: Flavour): WalkerExports {
+  return instantiateRawSync<WalkerExports>(flavour);
 }
 
 /** One emulated memory + the Wasm walker over it. */
@@ -104,7 +54,7 @@ export class WasmWalker {
   private viewBuffer: ArrayBuffer | null = null;
 
   constructor(ex?: WalkerExports) {
-    this.ex = ex ?? instantiateCore(loadWalkerModule());
+    this.ex = ex ?? instantiateWalker();
     this.ex.walk_mem_init();
   }
 
