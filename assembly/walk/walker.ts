@@ -85,6 +85,7 @@ const WB_CAP: usize = 32;
 const WB_IPA: usize = 36;
 const WB_ACC: usize = 40;
 const WB_OUT: usize = 44;
+const WB_LANES: usize = 48;   // lane state for walk_batch (LANES x LANE_SIZE)
 
 const DESC_OA_MASK: u64 = 0x0000FFFFFFFFF000; // bits [47:12]
 const DESC_AF: u64 = 1 << 10;
@@ -226,51 +227,6 @@ function derive(p: usize): u32 {
   return page == 0 ? 0 : load<u64>(page + <usize>(pa & 0xFF8));
 }
 
-// One walk with derived geometry `g` and root table base `base`.
-// @ts-ignore: decorator
-@inline function walk_core(g: u32, base: u64, ipa: u64, access: u32): u64 {
-  let status = g & 3;
-  if (status == 1) return fault(WFT_TRANSLATION, 0);
-  let ia = (g >> 8) & 63;
-  if ((ipa >> <u64>ia) != 0) return fault(WFT_TRANSLATION, 0);
-  if (status == 2) return fault(WFT_ADDRESS_SIZE, 0);
-  let oa = (g >> 16) & 63;
-  let level = (g >> 4) & 3;
-  let shift: u32 = (3 - level) * 9 + 12;
-  let table = base;
-  // Start level: the index takes every IPA bit up to ia (concatenation bits
-  // select the root page, as p2m_get_root_pointer does).
-  let idx = ipa >> <u64>shift;
-  while (true) {
-    let desc = read_desc(table + (idx << 3));
-    if ((desc & 1) == 0) return fault(WFT_TRANSLATION, level);
-    let bit1 = (desc & 2) != 0;
-    let oaddr = desc & DESC_OA_MASK;
-    if (level < 3 && bit1) {
-      // Table descriptor.
-      if ((oaddr >> <u64>oa) != 0) return fault(WFT_ADDRESS_SIZE, level);
-      table = oaddr;
-      level++;
-      shift -= 9;
-      idx = (ipa >> <u64>shift) & 511;
-      continue;
-    }
-    // Leaf: level 3 page (bit1 = 1) or level 1/2 block (bit1 = 0).
-    if (level == 0 || (level == 3 && !bit1)) return fault(WFT_TRANSLATION, level);
-    if ((oaddr >> <u64>oa) != 0) return fault(WFT_ADDRESS_SIZE, level);
-    if ((desc & DESC_AF) == 0) return fault(WFT_ACCESS_FLAG, level);
-    let ok: bool;
-    if (access == ACCESS_WRITE) ok = (desc & DESC_S2AP_W) != 0;
-    else if (access == ACCESS_EXEC) ok = (desc & DESC_XN) == 0;
-    else ok = (desc & DESC_S2AP_R) != 0;
-    if (!ok) return fault(WFT_PERMISSION, level);
-    let low = shift + ((desc & DESC_CONTIG) != 0 ? <u32>4 : <u32>0);
-    let lowMask = (<u64>1 << <u64>low) - 1;
-    return (oaddr & ~lowMask) | (ipa & lowMask);
-  }
-  return 0;
-}
-
 // @ts-ignore: decorator
 @inline function root_base(p: usize, g: u32): u64 {
   let tbits = (g >> 24) & 63;
@@ -282,7 +238,11 @@ function derive(p: usize): u32 {
 export function walk_s2(ipa: u64, access: u32): u64 {
   let p = wb();
   let g = derive(p);
-  return walk_core(g, root_base(p, g), ipa, access);
+  let lane = lanes(p);
+  let r = lane_start(lane, g, root_base(p, g), ipa, access);
+  let oa = (g >> 16) & 63;
+  while (r == WALK_CONTINUE) r = lane_step(lane, oa);
+  return r;
 }
 
 // ---------------------------------------------------------------------------
@@ -303,6 +263,7 @@ export function walk_batch_reserve(n: u32): u32 {
   store<u32>(p, <u32>ipa, WB_IPA);
   store<u32>(p, <u32>acc, WB_ACC);
   store<u32>(p, <u32>out, WB_OUT);
+  lanes(p); // allocated here, where the host expects memory to grow
   return ncap;
 }
 
@@ -310,6 +271,87 @@ export function walk_batch_capacity(): u32 { return load<u32>(wb(), WB_CAP); }
 export function walk_batch_ipa_ptr(): usize { return <usize>load<u32>(wb(), WB_IPA); }
 export function walk_batch_access_ptr(): usize { return <usize>load<u32>(wb(), WB_ACC); }
 export function walk_batch_out_ptr(): usize { return <usize>load<u32>(wb(), WB_OUT); }
+
+// Batched walks run LANES walks side by side, one level per lane per round:
+// the descriptor loads of different lanes do not depend on each other, so the
+// CPU overlaps their cache misses instead of waiting on one walk at a time.
+// A lane that finishes is refilled with the next IPA at once.
+//
+//   lane (LANE_SIZE bytes): +0 u64 table  +8 u64 ipa  +16 u64 idx
+//                           +24 u32 level +28 u32 shift +32 u32 access +36 u32 slot
+const LANES: u32 = 8;
+const LANE_SIZE: usize = 40;
+const L_TABLE: usize = 0;
+const L_IPA: usize = 8;
+const L_IDX: usize = 16;
+const L_LEVEL: usize = 24;
+const L_SHIFT: usize = 28;
+const L_ACCESS: usize = 32;
+const L_SLOT: usize = 36;
+// Never a result: PAs are below 2^48 and fault records leave bits 62:18 clear.
+const WALK_CONTINUE: u64 = 0xFFFFFFFFFFFFFFFF;
+
+function lanes(p: usize): usize {
+  let l = <usize>load<u32>(p, WB_LANES);
+  if (l == 0) {
+    l = region_alloc(<usize>LANES * LANE_SIZE, 64);
+    store<u32>(p, <u32>l, WB_LANES);
+  }
+  return l;
+}
+
+// The checks before the first descriptor; WALK_CONTINUE when a walk is needed
+// (then the lane holds the start-level state).
+// @ts-ignore: decorator
+@inline function lane_start(lane: usize, g: u32, base: u64, ipa: u64, access: u32): u64 {
+  let status = g & 3;
+  if (status == 1) return fault(WFT_TRANSLATION, 0);
+  let ia = (g >> 8) & 63;
+  if ((ipa >> <u64>ia) != 0) return fault(WFT_TRANSLATION, 0);
+  if (status == 2) return fault(WFT_ADDRESS_SIZE, 0);
+  let level = (g >> 4) & 3;
+  let shift: u32 = (3 - level) * 9 + 12;
+  store<u64>(lane, base, L_TABLE);
+  store<u64>(lane, ipa, L_IPA);
+  store<u64>(lane, ipa >> <u64>shift, L_IDX);
+  store<u32>(lane, level, L_LEVEL);
+  store<u32>(lane, shift, L_SHIFT);
+  store<u32>(lane, access, L_ACCESS);
+  return WALK_CONTINUE;
+}
+
+// One level of the lane's walk: read the descriptor, descend or finish.
+// @ts-ignore: decorator
+@inline function lane_step(lane: usize, oa: u32): u64 {
+  let level = load<u32>(lane, L_LEVEL);
+  let shift = load<u32>(lane, L_SHIFT);
+  let ipa = load<u64>(lane, L_IPA);
+  let desc = read_desc(load<u64>(lane, L_TABLE) + (load<u64>(lane, L_IDX) << 3));
+  if ((desc & 1) == 0) return fault(WFT_TRANSLATION, level);
+  let bit1 = (desc & 2) != 0;
+  let oaddr = desc & DESC_OA_MASK;
+  if (level < 3 && bit1) {
+    if ((oaddr >> <u64>oa) != 0) return fault(WFT_ADDRESS_SIZE, level);
+    shift -= 9;
+    store<u64>(lane, oaddr, L_TABLE);
+    store<u64>(lane, (ipa >> <u64>shift) & 511, L_IDX);
+    store<u32>(lane, level + 1, L_LEVEL);
+    store<u32>(lane, shift, L_SHIFT);
+    return WALK_CONTINUE;
+  }
+  if (level == 0 || (level == 3 && !bit1)) return fault(WFT_TRANSLATION, level);
+  if ((oaddr >> <u64>oa) != 0) return fault(WFT_ADDRESS_SIZE, level);
+  if ((desc & DESC_AF) == 0) return fault(WFT_ACCESS_FLAG, level);
+  let access = load<u32>(lane, L_ACCESS);
+  let ok: bool;
+  if (access == ACCESS_WRITE) ok = (desc & DESC_S2AP_W) != 0;
+  else if (access == ACCESS_EXEC) ok = (desc & DESC_XN) == 0;
+  else ok = (desc & DESC_S2AP_R) != 0;
+  if (!ok) return fault(WFT_PERMISSION, level);
+  let low = shift + ((desc & DESC_CONTIG) != 0 ? <u32>4 : <u32>0);
+  let lowMask = (<u64>1 << <u64>low) - 1;
+  return (oaddr & ~lowMask) | (ipa & lowMask);
+}
 
 // Walk entries [0, n) of the batch buffers (n is clamped to the capacity);
 // writes the results to the out buffer and returns the number of faults.
@@ -322,11 +364,39 @@ export function walk_batch(n: u32): u32 {
   let ipas = <usize>load<u32>(p, WB_IPA);
   let accs = <usize>load<u32>(p, WB_ACC);
   let outs = <usize>load<u32>(p, WB_OUT);
+  let oa = (g >> 16) & 63;
+  let l0 = <usize>load<u32>(p, WB_LANES); // set by walk_batch_reserve (n <= cap > 0)
   let faults: u32 = 0;
-  for (let i: u32 = 0; i < n; i++) {
-    let r = walk_core(g, base, load<u64>(ipas + (<usize>i << 3)), <u32>load<u8>(accs + <usize>i));
-    store<u64>(outs + (<usize>i << 3), r);
-    faults += <u32>(r >> 63);
+  let next: u32 = 0;
+  let busy: u32 = 0; // bit j: lane j holds a walk in progress
+  // Fill every lane; IPAs decided before the first descriptor finish here.
+  for (let j: u32 = 0; j < LANES; j++) {
+    while (next < n) {
+      let i = next++;
+      let lane = l0 + <usize>j * LANE_SIZE;
+      let r = lane_start(lane, g, base, load<u64>(ipas + (<usize>i << 3)), <u32>load<u8>(accs + <usize>i));
+      if (r == WALK_CONTINUE) { store<u32>(lane, i, L_SLOT); busy |= 1 << j; break; }
+      store<u64>(outs + (<usize>i << 3), r);
+      faults += <u32>(r >> 63);
+    }
+  }
+  while (busy != 0) {
+    for (let j: u32 = 0; j < LANES; j++) {
+      if ((busy & (1 << j)) == 0) continue;
+      let lane = l0 + <usize>j * LANE_SIZE;
+      let r = lane_step(lane, oa);
+      if (r == WALK_CONTINUE) continue;
+      store<u64>(outs + (<usize>load<u32>(lane, L_SLOT) << 3), r);
+      faults += <u32>(r >> 63);
+      busy &= ~(1 << j);
+      while (next < n) {
+        let i = next++;
+        let r2 = lane_start(lane, g, base, load<u64>(ipas + (<usize>i << 3)), <u32>load<u8>(accs + <usize>i));
+        if (r2 == WALK_CONTINUE) { store<u32>(lane, i, L_SLOT); busy |= 1 << j; break; }
+        store<u64>(outs + (<usize>i << 3), r2);
+        faults += <u32>(r2 >> 63);
+      }
+    }
   }
   return faults;
 }
