@@ -66,7 +66,7 @@ describe("npm package", () => {
     mkdirSync(project);
     writeFileSync(join(project, "package.json"), JSON.stringify({ name: "consumer", version: "1.0.0", private: true, type: "module" }));
     run("npm", ["install", "--offline", "--no-audit", "--no-fund", "--ignore-scripts", tarball], project);
-  }, 120_000);
+  }, 600_000); // npm run build + npm pack + npm install: slow on a loaded machine
 
   afterAll(() => { if (work) rmSync(work, { recursive: true, force: true }); });
 
