@@ -1,7 +1,7 @@
 // Executes fuzz steps on a host and checks the invariants after each one.
 
 import { Scheduler } from "../locks/index.js";
-import type { LockGen, SchedPoint, ScheduleResult } from "../locks/index.js";
+import type { LockGen, ScheduleResult } from "../locks/index.js";
 import { DOMID_SELF, type HypercallResult } from "../machine/api.js";
 import type { FuzzCall, FuzzStep } from "./generator.js";
 import type { FuzzHost } from "./host.js";
@@ -164,78 +164,7 @@ export class FuzzSession {
   }
 }
 
-/**
- * Lenient replay of a decision log ([step, cpu] pairs, as the Scheduler
- * records them): at `step` switch to `cpu` if it can run; when the running
- * vCPU blocks or finishes and the log says nothing, run the lowest-numbered
- * runnable vCPU. Any sub-log is therefore a valid schedule, which is what the
- * shrinker needs to drop switches one at a time.
- */
+/** Lenient replay of a decision log ([step, cpu] pairs): see Scheduler.replayLenient. */
 export function runPinned<R>(vcpus: LockGen<R>[], log: number[], maxSteps = 1e7): ScheduleResult<R> {
-  const n = vcpus.length;
-  const results: (R | undefined)[] = new Array(n).fill(undefined);
-  const finished: boolean[] = new Array(n).fill(false);
-  const last: (SchedPoint | null)[] = new Array(n).fill(null);
-  const res: ScheduleResult<R> = { outcome: "completed", results, finished, steps: 0, decisions: [], deadlock: null, error: null };
-  const runnable = (i: number) => {
-    if (finished[i]) return false;
-    const pt = last[i];
-    return pt === null || pt.kind !== "blocked" || pt.target!.canTake(pt.cpu, pt.mode);
-  };
-  let remaining = n;
-  let cur = -1;
-  let forced = true;
-  let li = 0;
-  let steps = 0;
-  while (remaining > 0) {
-    let next = -1;
-    while (li < log.length && log[li] < steps) li += 2;
-    if (li < log.length && log[li] === steps) {
-      const c = log[li + 1];
-      li += 2;
-      if (c >= 0 && c < n && c !== cur && runnable(c)) next = c;
-    }
-    if (next < 0 && forced) {
-      for (let i = 0; i < n; i++) if (i !== cur && runnable(i)) { next = i; break; }
-      if (next < 0) {
-        if (cur >= 0 && runnable(cur)) next = cur;
-        else {
-          res.outcome = "deadlock";
-          const waits = last.map((p, i) => (p && !finished[i] ? `cpu${i} waits for ${p.lock}` : "")).filter(Boolean);
-          res.deadlock = { waits: [], chain: [], message: `deadlock: ${waits.join("; ")}` };
-          break;
-        }
-      }
-    }
-    if (next >= 0 && next !== cur) {
-      res.decisions.push(steps, next);
-      cur = next;
-    }
-    if (steps >= maxSteps) {
-      res.outcome = "step-limit";
-      break;
-    }
-    let r: IteratorResult<SchedPoint, R>;
-    try {
-      r = vcpus[cur].next();
-    } catch (e) {
-      steps++;
-      res.outcome = "error";
-      res.error = { cpu: cur, error: e };
-      break;
-    }
-    steps++;
-    if (r.done === true) {
-      finished[cur] = true;
-      results[cur] = r.value;
-      last[cur] = null;
-      remaining--;
-      forced = true;
-    } else {
-      last[cur] = r.value;
-      forced = r.value.kind === "blocked";
-    }
-  }
-  res.steps = steps;
-  return res;
+  return new Scheduler({ maxSteps }).replayLenient(vcpus, log);
 }

@@ -88,7 +88,17 @@ export class Scheduler {
     return new Scheduler().drive(vcpus, decisions);
   }
 
-  private drive<R>(vcpus: LockGen<R>[], log: DecisionLog | null): ScheduleResult<R> {
+  /**
+   * Lenient replay: at each logged step switch to the logged cpu if it can
+   * run, otherwise ignore the entry; when the running cpu blocks or finishes
+   * and the log is silent, the lowest-numbered runnable cpu runs. Any sub-log
+   * is a valid schedule, which is what a shrinker needs.
+   */
+  replayLenient<R>(vcpus: LockGen<R>[], decisions: DecisionLog): ScheduleResult<R> {
+    return this.drive(vcpus, decisions, true);
+  }
+
+  private drive<R>(vcpus: LockGen<R>[], log: DecisionLog | null, lenient = false): ScheduleResult<R> {
     const n = vcpus.length;
     const results: (R | undefined)[] = [];
     const finished: boolean[] = [];
@@ -122,7 +132,18 @@ export class Scheduler {
     for (;;) {
       // Decide who runs after `steps` steps; -1 keeps `cur`.
       let next = -1;
-      if (log !== null) {
+      if (log !== null && lenient) {
+        while (li < log.length && log[li] < steps) li += 2;
+        if (li < log.length && log[li] === steps) {
+          const c = log[li + 1];
+          li += 2;
+          if (c >= 0 && c < n && c !== cur && this.runnable(c, finished)) next = c;
+        }
+        if (next < 0 && forced) {
+          next = this.collect(cur, n, finished) > 0 ? this.cands[0] : cur >= 0 && this.runnable(cur, finished) ? cur : -1;
+        }
+        if (next >= 0 && next !== cur) decisions.push(steps, next);
+      } else if (log !== null) {
         if (li < log.length && log[li] === steps) {
           next = log[li + 1];
           li += 2;
