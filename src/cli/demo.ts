@@ -32,6 +32,14 @@ async function fuzzDemo(seconds: number): Promise<void> {
     const found = Object.entries(s.violations ?? {}).map(([k, v]: [string, any]) => `${k} (first at op ${v.firstOpIndex ?? v.firstOp ?? "?"})`);
     console.log(`   ${rev.padEnd(8)} ${String(s.opsRun).padStart(9)} ops  ${Math.round(s.opsPerSec)} ops/s  violations: ${found.length ? found.join(", ") : "none"}`);
   }
+  console.log([
+    "   p2m-collateral: an operation removed an unrelated P2M entry (the stale-GFN bug)",
+    "   map-free: an unmapped grant frame could not be mapped at a free GFN (the -EILSEQ wedge)",
+    "   p2m-ref: a P2M entry maps a frame it holds no reference to (XSA-486, and more: see README)",
+    "   xenheap-gfn: the recorded grant-frame GFN and the P2M disagree;  crash: Xen itself died",
+    "   refcount: a reference no mapping accounts for (a leak; fact sheet §11.3 at every revision)",
+    "   Replay any of them: xenmm fuzz --revision R --out DIR, then xenmm fuzz replay DIR/repro-*.json",
+  ].join("\n"));
 }
 
 export async function demoMain(argv: string[]): Promise<number> {
