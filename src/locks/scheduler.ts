@@ -59,6 +59,10 @@ export interface ScheduleResult<R> {
 
 export class ReplayDivergenceError extends Error {}
 
+// How drive() reads its log: strictly (ReplayDivergenceError on mismatch),
+// leniently (shrinker sub-logs), or as a per-point schedule (run documents).
+const STRICT = 0, LENIENT = 1, PER_POINT = 2;
+
 export class Scheduler {
   private readonly prng: Prng;
   private readonly switchProbability: number;
@@ -95,10 +99,21 @@ export class Scheduler {
    * is a valid schedule, which is what a shrinker needs.
    */
   replayLenient<R>(vcpus: LockGen<R>[], decisions: DecisionLog): ScheduleResult<R> {
-    return this.drive(vcpus, decisions, true);
+    return this.drive(vcpus, decisions, LENIENT);
   }
 
-  private drive<R>(vcpus: LockGen<R>[], log: DecisionLog | null, lenient = false): ScheduleResult<R> {
+  /**
+   * A per-point schedule (the run format's): `schedule[i]` names the cpu that
+   * runs at the i-th scheduling point; an entry naming a cpu that cannot run
+   * is skipped (and consumed). Once the list is exhausted the running cpu
+   * continues while it can, else the lowest-numbered runnable one. `trace`
+   * receives the cpu that ran each step.
+   */
+  runPerPoint<R>(vcpus: LockGen<R>[], schedule: number[], trace: number[]): ScheduleResult<R> {
+    return this.drive(vcpus, schedule, PER_POINT, trace);
+  }
+
+  private drive<R>(vcpus: LockGen<R>[], log: DecisionLog | null, mode = STRICT, trace: number[] | null = null): ScheduleResult<R> {
     const n = vcpus.length;
     const results: (R | undefined)[] = [];
     const finished: boolean[] = [];
@@ -132,7 +147,16 @@ export class Scheduler {
     for (;;) {
       // Decide who runs after `steps` steps; -1 keeps `cur`.
       let next = -1;
-      if (log !== null && lenient) {
+      if (log !== null && mode === PER_POINT) {
+        while (li < log.length) {
+          const c = log[li++];
+          if (c >= 0 && c < n && this.runnable(c, finished)) { next = c; break; }
+        }
+        if (next < 0) {
+          next = cur >= 0 && this.runnable(cur, finished) ? cur : this.collect(cur, n, finished) > 0 ? this.cands[0] : -1;
+        }
+        if (next >= 0 && next !== cur) decisions.push(steps, next);
+      } else if (log !== null && mode === LENIENT) {
         while (li < log.length && log[li] < steps) li += 2;
         if (li < log.length && log[li] === steps) {
           const c = log[li + 1];
@@ -176,6 +200,7 @@ export class Scheduler {
         res.outcome = "step-limit";
         break;
       }
+      if (trace !== null) trace.push(cur);
       let r: IteratorResult<SchedPoint, R>;
       try {
         r = vcpus[cur].next();
