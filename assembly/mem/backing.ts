@@ -35,8 +35,9 @@ export function backing_init(capacity: u32): void {
   hdr_set_u32(H_BACKING_FREE, 0);
 }
 
-// Linear address of the frame's 4 KiB, or 0 when it has none.
-export function backing_lookup(mfn: u64): usize {
+// The entry holding `mfn`, or 0 when the frame has no backing.
+// @ts-ignore: decorator
+@inline function find_entry(mfn: u64): usize {
   let tab = <usize>hdr_u32(H_BACKING);
   let mask = hdr_u32(H_BACKING_CAP) - 1;
   let key = mfn + 1;
@@ -44,11 +45,17 @@ export function backing_lookup(mfn: u64): usize {
   while (true) {
     let e = tab + <usize>i * ENTRY;
     let k = load<u64>(e);
-    if (k == key) return <usize>load<u32>(e, 8);
+    if (k == key) return e;
     if (k == 0) return 0;
     i = (i + 1) & mask;
   }
   return 0;
+}
+
+// Linear address of the frame's 4 KiB, or 0 when it has none.
+export function backing_lookup(mfn: u64): usize {
+  let e = find_entry(mfn);
+  return e == 0 ? 0 : <usize>load<u32>(e, 8);
 }
 
 function take_page(): usize {
@@ -103,18 +110,11 @@ export function backing_get(mfn: u64): usize {
 
 // Drop the frame's bytes (the frame went back to the heap).
 export function backing_release(mfn: u64): void {
+  let e = find_entry(mfn);
+  if (e == 0) return;
   let tab = <usize>hdr_u32(H_BACKING);
   let mask = hdr_u32(H_BACKING_CAP) - 1;
-  let key = mfn + 1;
-  let i = hash(mfn) & mask;
-  while (true) {
-    let e = tab + <usize>i * ENTRY;
-    let k = load<u64>(e);
-    if (k == 0) return;
-    if (k == key) break;
-    i = (i + 1) & mask;
-  }
-  let e = tab + <usize>i * ENTRY;
+  let i = <u32>((e - tab) / ENTRY);
   let page = <usize>load<u32>(e, 8);
   store<u32>(page, hdr_u32(H_BACKING_FREE));
   hdr_set_u32(H_BACKING_FREE, <u32>page);
