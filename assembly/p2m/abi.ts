@@ -76,41 +76,32 @@ export function p2m_batch_buffer(bytes: u32): usize {
   return <usize>load<u32>(g, G_BATCH_BUF);
 }
 
-// n x p2m_set_entry(d, gfn + i, 1, mfn + i, t, default_access) under one
-// write-lock hold (flush of the unlock at the end). Returns the first error;
-// p2m_batch_done(d) = pages mapped.
-export function p2m_map_range_4k(d: u32, gfn: u64, mfn: u64, n: u32, t: u32): i32 {
+// n single-page p2m_set_entry calls under one write-lock hold, with the
+// unlock's flush at the end. The MFN advances by `mfn_step` (0 for removals).
+// Returns the first error; p2m_batch_done(d) = pages done.
+function p2m_set_range_4k(d: u32, gfn: u64, mfn: u64, mfn_step: u64, n: u32, t: u32, a: u32): i32 {
   p2m_check_slot(d);
-  let p = P2M(d);
-  let a = load<u32>(p, P_DEFAULT_ACCESS);
   let lm = LONG_MASK();
   let rc: i32 = 0;
   let i: u32 = 0;
   for (; i < n; i++) {
-    rc = p2m_set_entry(d, (gfn + i) & lm, 1, (mfn + i) & lm, t, a);
+    rc = p2m_set_entry(d, (gfn + i) & lm, 1, (mfn + mfn_step * i) & lm, t, a);
     if (rc != 0) break;
   }
-  store<u32>(p, i, P_OUT_DONE);
+  store<u32>(P2M(d), i, P_OUT_DONE);
   p2m_tlb_flush_sync(d);
   return rc;
 }
 
-// n x p2m_set_entry(d, gfn + i, 1, INVALID_MFN, p2m_invalid, rwx) (4 KiB
-// removals, no MFN check) under one write-lock hold.
-export function p2m_unmap_range_4k(d: u32, gfn: u64, n: u32): i32 {
+// Map gfn + i -> mfn + i with the default access.
+export function p2m_map_range_4k(d: u32, gfn: u64, mfn: u64, n: u32, t: u32): i32 {
   p2m_check_slot(d);
-  let p = P2M(d);
-  let lm = LONG_MASK();
-  let inv = INVALID_MFN();
-  let rc: i32 = 0;
-  let i: u32 = 0;
-  for (; i < n; i++) {
-    rc = p2m_set_entry(d, (gfn + i) & lm, 1, inv, p2m_invalid, p2m_access_rwx);
-    if (rc != 0) break;
-  }
-  store<u32>(p, i, P_OUT_DONE);
-  p2m_tlb_flush_sync(d);
-  return rc;
+  return p2m_set_range_4k(d, gfn, mfn, 1, n, t, load<u32>(P2M(d), P_DEFAULT_ACCESS));
+}
+
+// Remove n 4 KiB entries (no MFN check: p2m_set_entry with INVALID_MFN).
+export function p2m_unmap_range_4k(d: u32, gfn: u64, n: u32): i32 {
+  return p2m_set_range_4k(d, gfn, INVALID_MFN(), 0, n, p2m_invalid, p2m_access_rwx);
 }
 
 // n lookups (caller holds the read lock); layout in the header comment.
