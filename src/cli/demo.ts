@@ -29,7 +29,7 @@ async function fuzzDemo(seconds: number): Promise<void> {
   for (const rev of REVISIONS) {
     process.stderr.write(`${rev}\n`);
     const s = await shortCampaign({ revision: rev, seconds, interleave: true, workers: 1 });
-    const found = Object.entries(s.violations ?? {}).map(([k, v]: [string, any]) => `${k} (first at op ${v.firstOpIndex ?? v.firstOp ?? "?"})`);
+    const found = Object.entries(s.violations ?? {}).map(([k, v]) => `${k} (first at op ${v!.firstOpsTotal})`);
     console.log(`   ${rev.padEnd(8)} ${String(s.opsRun).padStart(9)} ops  ${Math.round(s.opsPerSec)} ops/s  violations: ${found.length ? found.join(", ") : "none"}`);
   }
   console.log([

@@ -45,20 +45,8 @@ export interface CampaignOptions {
   ipaBits?: number;
 }
 
-export interface InvariantSummary {
-  count: number;
-  /** Same as firstOpsTotal (name used by the demo). */
-  firstOp?: number;
-  /** ms since the campaign started. */
-  firstTimeMs: number;
-  /** Ops run by the finding worker before it (campaign-wide estimate: ops of all workers at that time). */
-  firstOpsTotal: number;
-  firstSeed: number;
-  firstEpisodeOp: number;
-  message: string;
-  repro?: string;
-  reproSteps?: number;
-}
+/** Per invariant: the same record as per variant (below). */
+export type InvariantSummary = VariantSummary;
 
 export interface CampaignSummary {
   revision: Revision;
@@ -242,7 +230,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
       if (variants[vk] === undefined) variants[vk] = { count: 1, firstTimeMs: at, firstOpsTotal: opsTotal, firstSeed: m.seed, firstEpisodeOp: m.v.op, message: m.v.message };
       else variants[vk].count++;
       if (cur === undefined) {
-        summary.violations[inv] = { count: 1, firstOp: opsTotal, firstTimeMs: at, firstOpsTotal: opsTotal, firstSeed: m.seed, firstEpisodeOp: m.v.op, message: m.v.message };
+        summary.violations[inv] = { count: 1, firstTimeMs: at, firstOpsTotal: opsTotal, firstSeed: m.seed, firstEpisodeOp: m.v.op, message: m.v.message };
       } else cur.count++;
       const bk = baseVariant(m.v);
       if (!firstRuns.has(bk) && m.steps.length > 0) firstRuns.set(bk, { seed: m.seed, steps: m.steps, v: m.v });
