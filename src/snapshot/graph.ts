@@ -105,7 +105,12 @@ export interface DecodeCtx {
   /** Class name -> prototype. */
   protos: Map<string, object>;
   skipFields: Set<string>;
+  /** Called with each live lock that patch() finds where the encoding has one (which says: free). */
+  onLock?: (live: Lock) => void;
 }
+
+/** Decoded typed-array payloads by encoding node: a template (src/snapshot/template.ts) decodes the same nodes on every reset. */
+const taBytes = new WeakMap<object, Uint8Array>();
 
 const isObj = (e: Enc): e is { [k: string]: Enc } => typeof e === "object" && e !== null && !Array.isArray(e);
 
@@ -133,7 +138,11 @@ export class GraphDecoder {
     if ("$ta" in e) {
       const C = (globalThis as any)[e.$ta as string];
       if (typeof C !== "function" || !ArrayBuffer.isView(C.prototype) && !(C.BYTES_PER_ELEMENT > 0)) this.bad(path, `unknown typed array ${e.$ta}`);
-      const bytes = Buffer.from(e.d as string, "base64");
+      let bytes = taBytes.get(e);
+      if (bytes === undefined) {
+        bytes = Buffer.from(e.d as string, "base64");
+        taBytes.set(e, bytes);
+      }
       const ab = new ArrayBuffer(bytes.length);
       new Uint8Array(ab).set(bytes);
       const t = new C(ab);
@@ -189,7 +198,10 @@ export class GraphDecoder {
       const x = f[k];
       const cur = live[k];
       if (isObj(x) && ("$skip" in x || "$lock" in x)) {
-        if ("$lock" in x && !(cur instanceof Lock)) this.bad(`${path}.${k}`, "lock missing in this build");
+        if ("$lock" in x) {
+          if (!(cur instanceof Lock)) this.bad(`${path}.${k}`, "lock missing in this build");
+          this.ctx.onLock?.(cur);
+        }
         continue;
       }
       if (typeof cur === "function") continue;

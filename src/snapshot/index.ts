@@ -31,7 +31,7 @@ function checkMachine(m: unknown): asserts m is AnyMachine {
 // ---- core image -----------------------------------------------------------
 
 /** Byte ranges of core memory that hold hook state, read as zero in snapshots and hashes. */
-function hookRanges(m: AnyMachine): Array<[number, number]> {
+export function hookRanges(m: AnyMachine): Array<[number, number]> {
   const core = m.core as any;
   const hdr = headerAddress(core);
   const out: Array<[number, number]> = [[hdr + H.HOOKS, hdr + H.HOOKS + 4]];
@@ -63,13 +63,13 @@ function corePieces(m: AnyMachine): Uint8Array[] {
 const MACHINE_SKIP = new Set(["core", "cfg", "policy", "domains", "bySlot"]);
 const DOMAIN_SKIP = new Set(["cfg", "domid", "slot", "system"]);
 
-function refsFor(m: AnyMachine) {
+export function refsFor(m: AnyMachine) {
   const named = new Map<object, string>([[m, "machine"], [m.core as object, "core"], [m.policy as object, "policy"]]);
   const keyed = (o: object) => (o instanceof Domain ? `dom:${o.domid}` : undefined);
   return { named, keyed };
 }
 
-interface HostState {
+export interface HostState {
   meta: { xenmmVersion: string; memPages: number; top: number; hdr: number };
   cfg: MachineConfig;
   machine: Enc;
@@ -81,7 +81,7 @@ function checkQuiescent(m: AnyMachine): void {
   if ((m as any).crashed === undefined) throw new XenmmStateError("not a machine");
 }
 
-function encodeHost(m: AnyMachine): HostState {
+export function encodeHost(m: AnyMachine): HostState {
   checkQuiescent(m);
   const { named, keyed } = refsFor(m);
   const enc = new GraphEncoder({ named, keyed, skipFields: new Set(), memoryBuffers: () => [m.core.memory.buffer as ArrayBuffer] });
