@@ -7,6 +7,7 @@ import type { FuzzHost, GrantView, LockFinding, P2mWrite, PageView } from "./hos
 import { defaultDomains, type FuzzDomainSpec } from "./generator.js";
 import type { WorldConfig } from "./replay.js";
 import { headerAddress, type InspectCore } from "../inspect/core-info.js";
+import { captureTemplate, resetMachine, type MachineTemplate } from "../snapshot/template.js";
 
 /** RAM of a fuzz machine: small, so full frame-table scans stay cheap. */
 export const FUZZ_RAM_FRAMES = 0x4000;
@@ -372,9 +373,76 @@ function write(domid: number, gfn: number, o: { mfn: number; t: number } | null,
   return { domid, gfn, level: 3, oldLo, oldHi, newLo, newHi };
 }
 
+/** A new machine in the world's initial state (a new Wasm instance; see acquireFuzzHost for the cheap way). */
 export async function createFuzzHost(world: WorldConfig): Promise<MachineHost> {
   const domains = world.domains ?? defaultDomains();
+  return new MachineHost(await createWorldMachine(world, domains), domains);
+}
+
+async function createWorldMachine(world: WorldConfig, domains: FuzzDomainSpec[]): Promise<MachineImpl> {
   const m = await createMachine(fuzzMachineConfig(world));
   for (const s of domains) m.createDomain(domainConfig(s));
-  return new MachineHost(m, domains);
+  return m;
+}
+
+// ---- machines reused across episodes ---------------------------------------
+//
+// Creating a world costs a Wasm instance, machine_init and three domain
+// creations (~1.5 ms, as much as hundreds of fuzz ops). Each thread keeps,
+// per world, the world's initial state as a template and idle machines to
+// reset to it (src/snapshot/template.ts: a memory copy and a host-graph patch).
+
+interface WorldPool {
+  template: MachineTemplate;
+  idle: MachineImpl[];
+}
+
+/** Worlds kept per thread (a campaign uses one; a test suite several). */
+const POOL_WORLDS = 8;
+/** Idle machines kept per world (more than one only when episodes overlap). */
+const POOL_IDLE = 2;
+const pools = new Map<string, WorldPool>();
+const poolKeys = new WeakMap<MachineHost, string>();
+
+function worldKey(world: WorldConfig, domains: FuzzDomainSpec[]): string {
+  return JSON.stringify([world.revision, world.arch, world.ipaBits ?? null, domains]);
+}
+
+/**
+ * A host in the world's initial state, equal in state and behaviour to
+ * createFuzzHost(world)'s: a machine of this thread's pool reset to the
+ * world's template, or a new one. Hand it back with releaseFuzzHost() when
+ * the episode is over (a host that is never released is only garbage).
+ */
+export async function acquireFuzzHost(world: WorldConfig): Promise<MachineHost> {
+  const domains = world.domains ?? defaultDomains();
+  const key = worldKey(world, domains);
+  let pool = pools.get(key);
+  let m: MachineImpl | undefined;
+  if (pool !== undefined) {
+    pools.delete(key); // most recently used last
+    pools.set(key, pool);
+    m = pool.idle.pop();
+    if (m !== undefined) resetMachine(m, pool.template);
+  }
+  if (m === undefined) {
+    m = await createWorldMachine(world, domains);
+    if (pool === undefined) {
+      pool = { template: captureTemplate(m), idle: [] };
+      pools.set(key, pool);
+      if (pools.size > POOL_WORLDS) pools.delete(pools.keys().next().value!);
+    }
+  }
+  const host = new MachineHost(m, domains);
+  poolKeys.set(host, key);
+  return host;
+}
+
+/** Give a host from acquireFuzzHost() back to the pool; the host must not be used afterwards. */
+export function releaseFuzzHost(host: MachineHost): void {
+  const key = poolKeys.get(host);
+  if (key === undefined) return;
+  poolKeys.delete(host);
+  const pool = pools.get(key);
+  if (pool !== undefined && pool.idle.length < POOL_IDLE && !pool.idle.includes(host.m)) pool.idle.push(host.m);
 }

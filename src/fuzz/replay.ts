@@ -2,7 +2,7 @@
 
 import type { Arch, Revision } from "../machine/api.js";
 import { OpGenerator, defaultDomains, type FuzzDomainSpec, type FuzzStep } from "./generator.js";
-import { createFuzzHost } from "./machine-host.js";
+import { acquireFuzzHost, releaseFuzzHost } from "./machine-host.js";
 import { matches, type Violation } from "./invariants.js";
 import { FuzzSession } from "./runner.js";
 import type { FuzzRepro } from "./shrink.js";
@@ -24,22 +24,26 @@ export interface ReplayResult {
   crashed: boolean;
 }
 
-/** Run `steps` on a fresh machine; stops after the first step showing `stopOn` (if given). */
+/** Run `steps` on a machine in the world's initial state (acquireFuzzHost); stops after the first step showing `stopOn` (if given). */
 export async function replaySteps(world: WorldConfig, steps: FuzzStep[], stopOn?: string, fullEvery = 16): Promise<ReplayResult> {
-  const host = await createFuzzHost(world);
-  const s = new FuzzSession(host, { fullEvery });
-  const done: FuzzStep[] = [];
-  const traces: Array<number[] | undefined> = [];
-  for (const st of steps) {
-    const out = s.exec(st);
-    traces.push(out.trace);
-    done.push(st.kind === "par" && out.decisions ? { ...st, decisions: out.decisions } : st);
-    if (s.stopped) break;
-    if (stopOn !== undefined && s.violations.some((v) => matches(v, stopOn))) break;
+  const host = await acquireFuzzHost(world);
+  try {
+    const s = new FuzzSession(host, { fullEvery });
+    const done: FuzzStep[] = [];
+    const traces: Array<number[] | undefined> = [];
+    for (const st of steps) {
+      const out = s.exec(st);
+      traces.push(out.trace);
+      done.push(st.kind === "par" && out.decisions ? { ...st, decisions: out.decisions } : st);
+      if (s.stopped) break;
+      if (stopOn !== undefined && s.violations.some((v) => matches(v, stopOn))) break;
+    }
+    const stoppedEarly = stopOn !== undefined && s.violations.some((v) => matches(v, stopOn));
+    if (!stoppedEarly) s.finish();
+    return { violations: s.violations, steps: done, traces, hash: s.hash(), crashed: host.crash() !== null };
+  } finally {
+    releaseFuzzHost(host);
   }
-  const stoppedEarly = stopOn !== undefined && s.violations.some((v) => matches(v, stopOn));
-  if (!stoppedEarly) s.finish();
-  return { violations: s.violations, steps: done, traces, hash: s.hash(), crashed: host.crash() !== null };
 }
 
 /** Replay a reproducer; returns the violations seen (the first one of the expected invariant first). */
@@ -65,16 +69,20 @@ export async function runSeed(
 ): Promise<ReplayResult & { generated: FuzzStep[] }> {
   const domains = world.domains ?? defaultDomains();
   const gen = new OpGenerator(seed, { domains, interleave: opts.interleave, arch: world.arch, ipaBits: world.ipaBits });
-  const host = await createFuzzHost({ ...world, domains });
-  const s = new FuzzSession(host, { fullEvery: opts.fullEvery ?? 64 });
-  const done: FuzzStep[] = [];
-  for (let i = 0; i < ops; i++) {
-    const st = gen.next();
-    const out = s.exec(st);
-    done.push(st.kind === "par" && out.decisions ? { ...st, decisions: out.decisions } : st);
-    if (s.stopped) break;
-    if (opts.stopOnFirst && s.violations.length > 0) break;
+  const host = await acquireFuzzHost({ ...world, domains });
+  try {
+    const s = new FuzzSession(host, { fullEvery: opts.fullEvery ?? 64 });
+    const done: FuzzStep[] = [];
+    for (let i = 0; i < ops; i++) {
+      const st = gen.next();
+      const out = s.exec(st);
+      done.push(st.kind === "par" && out.decisions ? { ...st, decisions: out.decisions } : st);
+      if (s.stopped) break;
+      if (opts.stopOnFirst && s.violations.length > 0) break;
+    }
+    if (!s.stopped) s.finish();
+    return { violations: s.violations, steps: done, traces: [], generated: done, hash: s.hash(), crashed: host.crash() !== null };
+  } finally {
+    releaseFuzzHost(host);
   }
-  if (!s.stopped) s.finish();
-  return { violations: s.violations, steps: done, traces: [], generated: done, hash: s.hash(), crashed: host.crash() !== null };
 }
