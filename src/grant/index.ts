@@ -1,11 +1,15 @@
 // Grant tables on Arm (FS 7): frames, growth, status frames, the frame-GFN
 // hooks of the four revisions, and gnttab_map_frame (+ the HEAD split).
-// Every function that takes locks is a generator (yield* at lock points).
+// Every function that takes locks is a generator (yield* at lock points),
+// made dual (src/locks/twin.ts).
 
 import type { LockGen } from "../locks/index.js";
-import { assertWriteLocked } from "../locks/index.js";
+import { assertWriteLocked, dualIn } from "../locks/index.js";
 import type { Domain, MachineImpl } from "../machine/machine.js";
 import { EBUSY, EINVAL, ENOMEM } from "../machine/errno.js";
+
+// Twins are compiled here so they see this module's bindings.
+const dual = dualIn((src) => eval(src));
 
 export const INITIAL_NR_GRANT_FRAMES = 1;
 export const XENMAPIDX_grant_table_status = 0x80000000n;
@@ -33,7 +37,7 @@ export class GrantTable {
 }
 
 /** grant_table_init (FS 7.1). Caller: domain creation (cpu given). */
-export function* grantTableInit(m: MachineImpl, cpu: number, d: Domain, maxGrant: number, maxMaptrack: number): LockGen<number> {
+export const grantTableInit = dual(function* grantTableInit(m: MachineImpl, cpu: number, d: Domain, maxGrant: number, maxMaptrack: number): LockGen<number> {
   const opt = m.xenOptions;
   const optMaxGrant = opt.gnttabMaxFrames ?? 64;
   const optMaxMaptrack = opt.gnttabMaxMaptrackFrames ?? 1024;
@@ -52,10 +56,10 @@ export function* grantTableInit(m: MachineImpl, cpu: number, d: Domain, maxGrant
   const rc = yield* gnttabGrowTable(m, cpu, d, 0);
   yield* d.grantLock.writeUnlock(cpu);
   return rc;
-}
+});
 
 /** gnttab_grow_table(d, req) — grant write lock held. */
-export function* gnttabGrowTable(m: MachineImpl, cpu: number, d: Domain, req: number): LockGen<number> {
+export const gnttabGrowTable = dual(function* gnttabGrowTable(m: MachineImpl, cpu: number, d: Domain, req: number): LockGen<number> {
   const gt = d.grant!;
   assertWriteLocked(d.grantLock, cpu);
   if (req < INITIAL_NR_GRANT_FRAMES) req = INITIAL_NR_GRANT_FRAMES;
@@ -80,10 +84,10 @@ export function* gnttabGrowTable(m: MachineImpl, cpu: number, d: Domain, req: nu
   for (let i = first; i < req; i++) yield* m.shareXenPage(cpu, d, gt.shared[i]);
   gt.nrGrantFrames = req;
   return 0;
-}
+});
 
 /** gnttab_populate_status_frames (FS 7.4). */
-export function* gnttabPopulateStatusFrames(m: MachineImpl, cpu: number, d: Domain, reqNrFrames: number): LockGen<number> {
+export const gnttabPopulateStatusFrames = dual(function* gnttabPopulateStatusFrames(m: MachineImpl, cpu: number, d: Domain, reqNrFrames: number): LockGen<number> {
   const gt = d.grant!;
   const reqStatus = grantToStatusFrames(reqNrFrames);
   const first = gt.nrStatusFrames;
@@ -99,7 +103,7 @@ export function* gnttabPopulateStatusFrames(m: MachineImpl, cpu: number, d: Doma
   for (let i = first; i < reqStatus; i++) yield* m.shareXenPage(cpu, d, gt.status[i]);
   gt.nrStatusFrames = Math.max(first, reqStatus);
   return 0;
-}
+});
 
 /** gnttab_get_frame_gfn(gt, status, idx): PRE/HARDEN array (bounds-checked), GFN+ page (unlocked read). */
 export function gnttabGetFrameGfn(m: MachineImpl, cpu: number, d: Domain, status: boolean, idx: number): bigint {
@@ -121,7 +125,7 @@ export function gnttabGetFrameGfn(m: MachineImpl, cpu: number, d: Domain, status
  * success. GFN: only the INVALID_GFN form removes. HEAD: does not exist (callers
  * skip it; the unpopulate path removes directly).
  */
-export function* gnttabSetFrameGfn(m: MachineImpl, cpu: number, d: Domain, status: boolean, idx: number, gfn: bigint, mfn: bigint): LockGen<number> {
+export const gnttabSetFrameGfn = dual(function* gnttabSetFrameGfn(m: MachineImpl, cpu: number, d: Domain, status: boolean, idx: number, gfn: bigint, mfn: bigint): LockGen<number> {
   const gt = d.grant!;
   if (m.policy.grantGfnArrays) {
     const arr = status ? gt.statusGfn! : gt.sharedGfn!;
@@ -137,10 +141,10 @@ export function* gnttabSetFrameGfn(m: MachineImpl, cpu: number, d: Domain, statu
     return yield* m.guestPhysmapRemovePage(cpu, d, cur, mfn);
   }
   return 0;
-}
+});
 
 /** Lookup helpers (grant write lock held); return the MFN or a negative errno as number. */
-function* getSharedFrameMfn(m: MachineImpl, cpu: number, d: Domain, idx: number): LockGen<bigint | number> {
+const getSharedFrameMfn = dual(function* getSharedFrameMfn(m: MachineImpl, cpu: number, d: Domain, idx: number): LockGen<bigint | number> {
   const gt = d.grant!;
   if (idx >= gt.nrGrantFrames) {
     const need = idx + 1;
@@ -149,9 +153,9 @@ function* getSharedFrameMfn(m: MachineImpl, cpu: number, d: Domain, idx: number)
     if (idx >= gt.nrGrantFrames) return -EINVAL;
   }
   return gt.shared[idx];
-}
+});
 
-function* getStatusFrameMfn(m: MachineImpl, cpu: number, d: Domain, idx: number): LockGen<bigint | number> {
+const getStatusFrameMfn = dual(function* getStatusFrameMfn(m: MachineImpl, cpu: number, d: Domain, idx: number): LockGen<bigint | number> {
   const gt = d.grant!;
   if (idx >= gt.nrStatusFrames) {
     const nrStatus = idx + 1;
@@ -161,7 +165,7 @@ function* getStatusFrameMfn(m: MachineImpl, cpu: number, d: Domain, idx: number)
     if (idx >= gt.nrStatusFrames) return -EINVAL;
   }
   return gt.status[idx];
-}
+});
 
 export interface MapFrameOut { mfn: bigint }
 
@@ -170,7 +174,7 @@ export interface MapFrameOut { mfn: bigint }
  * on success the caller owns one page reference; with keepLock the grant
  * write lock is still held (release with gnttabMapFrameEnd).
  */
-export function* gnttabMapFrame(m: MachineImpl, cpu: number, d: Domain, idx: bigint, gfn: bigint, out: MapFrameOut, keepLock: boolean): LockGen<number> {
+export const gnttabMapFrame = dual(function* gnttabMapFrame(m: MachineImpl, cpu: number, d: Domain, idx: bigint, gfn: bigint, out: MapFrameOut, keepLock: boolean): LockGen<number> {
   if (gfn === m.INVALID) return -EINVAL; // ASSERT_UNREACHABLE
   const gt = d.grant!;
   // Open question 4 (FS 11): at PRE/HARDEN an index >= 2^32 would index the
@@ -204,16 +208,16 @@ export function* gnttabMapFrame(m: MachineImpl, cpu: number, d: Domain, idx: big
   }
   if (rc !== 0 || !keepLock) yield* d.grantLock.writeUnlock(cpu);
   return rc;
-}
+});
 
 /** gnttab_map_frame_end (HEAD): put_page + release the grant write lock. */
-export function* gnttabMapFrameEnd(m: MachineImpl, cpu: number, d: Domain, mfn: bigint): LockGen<void> {
+export const gnttabMapFrameEnd = dual(function* gnttabMapFrameEnd(m: MachineImpl, cpu: number, d: Domain, mfn: bigint): LockGen<void> {
   m.putPage(cpu, mfn);
   yield* d.grantLock.writeUnlock(cpu);
-}
+});
 
 /** gnttab_unpopulate_status_frames (v2 → v1), grant write lock held. */
-export function* gnttabUnpopulateStatusFrames(m: MachineImpl, cpu: number, d: Domain): LockGen<number> {
+export const gnttabUnpopulateStatusFrames = dual(function* gnttabUnpopulateStatusFrames(m: MachineImpl, cpu: number, d: Domain): LockGen<number> {
   const gt = d.grant!;
   m.pushWhere(cpu, "gnttab_unpopulate_status_frames");
   for (let i = 0; i < gt.nrStatusFrames; i++) {
@@ -244,7 +248,7 @@ export function* gnttabUnpopulateStatusFrames(m: MachineImpl, cpu: number, d: Do
   gt.nrStatusFrames = 0;
   m.popWhere(cpu);
   return 0;
-}
+});
 
 /** gnttab_shared_gfn for setup_table (GFN+: unlocked page read, FS 11.5). */
 export function gnttabSharedGfn(m: MachineImpl, cpu: number, d: Domain, i: number): bigint {
@@ -262,7 +266,7 @@ export function gnttabStatusGfn(m: MachineImpl, cpu: number, d: Domain, i: numbe
 }
 
 /** grant_table_destroy: free grant and status frames (free_xenheap_page). */
-export function* grantTableDestroy(m: MachineImpl, cpu: number, d: Domain): LockGen<void> {
+export const grantTableDestroy = dual(function* grantTableDestroy(m: MachineImpl, cpu: number, d: Domain): LockGen<void> {
   const gt = d.grant;
   if (!gt) return;
   gt.sharedGfn = null; // gnttab_destroy_arch
@@ -274,4 +278,4 @@ export function* grantTableDestroy(m: MachineImpl, cpu: number, d: Domain): Lock
   gt.nrGrantFrames = 0;
   gt.nrStatusFrames = 0;
   d.grant = null;
-}
+});

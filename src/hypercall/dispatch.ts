@@ -1,7 +1,8 @@
 // Hypercall handlers (FS 7.5, 8.3, 8.4): every check in Xen's order. Each
-// handler is a generator that takes locks with `yield*`.
+// handler is a generator that takes locks with `yield*`, made dual so a call
+// that runs alone uses its synchronous twin (src/locks/twin.ts).
 
-import type { LockGen } from "../locks/index.js";
+import { dualIn, LockBugError, type LockGen } from "../locks/index.js";
 import { DOMID_IO, DOMID_SELF, DOMID_XEN, type HypercallRequest, type HypercallResult } from "../machine/api.js";
 import type { Domain, MachineImpl } from "../machine/machine.js";
 import {
@@ -29,6 +30,9 @@ export const XENMAPSPACE = { shared_info: 0, grant_table: 1, gmfn: 2, gmfn_range
 export const XENMEM_resource = { ioreq_server: 0, grant_table: 1, vmtrace_buf: 2 } as const;
 export const XENMEMF_populate_on_demand = 1 << 16;
 export const MEMOP_EXTENT_SHIFT = 6;
+
+// Twins are compiled here so they see this module's bindings.
+const dual = dualIn((src) => eval(src));
 
 const big = (v: bigint | number | undefined): bigint => (v === undefined ? 0n : BigInt(v));
 
@@ -79,7 +83,7 @@ function lockRemoteDomainById(m: MachineImpl, caller: Domain, domid: number): Do
 
 // ---- dispatch --------------------------------------------------------------------
 
-export function* dispatch(m: MachineImpl, req: HypercallRequest, caller: Domain, cpu: number): LockGen<HypercallResult> {
+export const dispatch = dual(function* dispatch(m: MachineImpl, req: HypercallRequest, caller: Domain, cpu: number): LockGen<HypercallResult> {
   m.enter(cpu, req.op);
   try {
     switch (req.op) {
@@ -109,9 +113,12 @@ export function* dispatch(m: MachineImpl, req: HypercallRequest, caller: Domain,
         return { rc: -ENOSYS };
     }
   } catch (e) {
+    // Blocking while alone escapes the handler from runToCompletion, outside
+    // this generator; the twin throws it from inside, so it passes through.
+    if (e instanceof LockBugError && e.kind === "blocked-alone") throw e;
     return { rc: CRASHED_RC, crash: m.recordCrash(e, cpu) };
   }
-}
+});
 
 // ---- XENMEM_add_to_physmap ----------------------------------------------------------
 
@@ -123,7 +130,7 @@ function xatpPermissionCheck(caller: Domain, d: Domain, space: number): number {
 
 type Req<K extends HypercallRequest["op"]> = Extract<HypercallRequest, { op: K }>;
 
-function* addToPhysmap(m: MachineImpl, req: Req<"XENMEM_add_to_physmap">, caller: Domain, cpu: number): LockGen<number> {
+const addToPhysmap = dual(function* addToPhysmap(m: MachineImpl, req: Req<"XENMEM_add_to_physmap">, caller: Domain, cpu: number): LockGen<number> {
   const start = req.startExtent ?? 0;
   if (start > 0xffff) return -EDOM;
   const space = req.space >>> 0;
@@ -144,11 +151,11 @@ function* addToPhysmap(m: MachineImpl, req: Req<"XENMEM_add_to_physmap">, caller
   if (size === BigInt(start)) return 0;
   // Each item is XENMAPSPACE_gmfn, which Arm rejects.
   return yield* addToPhysmapOne(m, cpu, caller, d, XENMAPSPACE.gmfn, 0, idx + BigInt(start), gpfn + BigInt(start));
-}
+});
 
 
 /** xenmem_add_to_physmap_one on Arm (FS 8.4). */
-export function* addToPhysmapOne(m: MachineImpl, cpu: number, caller: Domain, d: Domain, space: number, extra: number, idx: bigint, gfn: bigint): LockGen<number> {
+export const addToPhysmapOne = dual(function* addToPhysmapOne(m: MachineImpl, cpu: number, caller: Domain, d: Domain, space: number, extra: number, idx: bigint, gfn: bigint): LockGen<number> {
   let mfn = m.INVALID;
   let t = p2m_ram_rw;
   let grantPage = false;
@@ -224,19 +231,19 @@ export function* addToPhysmapOne(m: MachineImpl, cpu: number, caller: Domain, d:
     m.putPage(cpu, mfn);
   }
   return rc;
-}
+});
 
 /** map_dev_mmio_page (FS 6.9): no permission → 0 without mapping. */
-function* mapDevMmioPage(m: MachineImpl, cpu: number, d: Domain, gfn: bigint, mfn: bigint): LockGen<number> {
+const mapDevMmioPage = dual(function* mapDevMmioPage(m: MachineImpl, cpu: number, d: Domain, gfn: bigint, mfn: bigint): LockGen<number> {
   let ok = false;
   for (const [a, b] of d.iomem) if (mfn >= a && mfn < b) { ok = true; break; }
   if (!ok) return 0;
   return yield* m.p2mInsert(cpu, d, gfn, 1n, mfn, p2m_mmio_direct_c);
-}
+});
 
 // ---- XENMEM_add_to_physmap_batch -------------------------------------------------------
 
-function* addToPhysmapBatch(m: MachineImpl, req: Req<"XENMEM_add_to_physmap_batch">, caller: Domain, cpu: number): LockGen<HypercallResult> {
+const addToPhysmapBatch = dual(function* addToPhysmapBatch(m: MachineImpl, req: Req<"XENMEM_add_to_physmap_batch">, caller: Domain, cpu: number): LockGen<HypercallResult> {
   const start = req.startExtent ?? 0;
   if (start > 0xffff) return { rc: -EDOM };
   const space = req.space & 0xffff;
@@ -260,11 +267,11 @@ function* addToPhysmapBatch(m: MachineImpl, req: Req<"XENMEM_add_to_physmap_batc
     errs[i] = yield* addToPhysmapOne(m, cpu, caller, d, space, extra, idx, gpfn);
   }
   return { rc: 0, errs };
-}
+});
 
 // ---- XENMEM_remove_from_physmap --------------------------------------------------------
 
-function* removeFromPhysmap(m: MachineImpl, req: Req<"XENMEM_remove_from_physmap">, caller: Domain, cpu: number): LockGen<number> {
+const removeFromPhysmap = dual(function* removeFromPhysmap(m: MachineImpl, req: Req<"XENMEM_remove_from_physmap">, caller: Domain, cpu: number): LockGen<number> {
   if ((req.startExtent ?? 0) !== 0) return -EINVAL;
   const d = lockDomainByAnyId(m, caller, req.domid);
   if (!d) return -ESRCH;
@@ -279,7 +286,7 @@ function* removeFromPhysmap(m: MachineImpl, req: Req<"XENMEM_remove_from_physmap
   yield* d.p2mLock.writeUnlock(cpu);
   m.putPage(cpu, page);
   return rc;
-}
+});
 
 // ---- reservations (FS 8.3, 8.6) --------------------------------------------------------
 
@@ -290,7 +297,7 @@ export function maxOrder(d: Domain): number {
   return Math.min(o, 18);
 }
 
-function* reservationOp(m: MachineImpl, req: Req<"XENMEM_populate_physmap" | "XENMEM_increase_reservation" | "XENMEM_decrease_reservation">, caller: Domain, cpu: number): LockGen<number> {
+const reservationOp = dual(function* reservationOp(m: MachineImpl, req: Req<"XENMEM_populate_physmap" | "XENMEM_increase_reservation" | "XENMEM_decrease_reservation">, caller: Domain, cpu: number): LockGen<number> {
   const start = req.startExtent ?? 0;
   const nr = req.nr_extents ?? req.extent_start.length;
   if (nr > 0x3ffffff) return start;
@@ -340,9 +347,9 @@ function* reservationOp(m: MachineImpl, req: Req<"XENMEM_populate_physmap" | "XE
     }
   }
   return i;
-}
+});
 
-function* allocDomheap(m: MachineImpl, cpu: number, d: Domain, order: number): LockGen<bigint> {
+const allocDomheap = dual(function* allocDomheap(m: MachineImpl, cpu: number, d: Domain, order: number): LockGen<bigint> {
   yield* d.pageAllocLock.lock(cpu);
   yield* m.heapLock.lock(cpu);
   m.setCoreFn(cpu, "alloc_domheap_pages");
@@ -350,10 +357,10 @@ function* allocDomheap(m: MachineImpl, cpu: number, d: Domain, order: number): L
   yield* m.heapLock.unlock(cpu);
   yield* d.pageAllocLock.unlock(cpu);
   return mfn;
-}
+});
 
 /** guest_remove_page on Arm (FS 8.3). */
-function* guestRemovePage(m: MachineImpl, cpu: number, d: Domain, gfn: bigint): LockGen<number> {
+const guestRemovePage = dual(function* guestRemovePage(m: MachineImpl, cpu: number, d: Domain, gfn: bigint): LockGen<number> {
   const mfn = yield* m.p2mLookup(cpu, d, gfn);
   if (!m.core.mfn_valid(mfn)) return -EINVAL;
   if (!m.core.get_page(mfn, d.slot)) return -ENXIO;
@@ -362,7 +369,7 @@ function* guestRemovePage(m: MachineImpl, cpu: number, d: Domain, gfn: bigint): 
   m.putPage(cpu, mfn);
   if (rc === -ENOENT) rc = -EINVAL;
   return rc;
-}
+});
 
 function statOp(m: MachineImpl, req: Req<"XENMEM_current_reservation" | "XENMEM_maximum_reservation" | "XENMEM_maximum_gpfn">, caller: Domain): number | bigint {
   if ((req.startExtent ?? 0) !== 0) return -EINVAL;
@@ -379,7 +386,7 @@ function statOp(m: MachineImpl, req: Req<"XENMEM_current_reservation" | "XENMEM_
 
 // ---- XENMEM_acquire_resource (FS 7.6, 8.3) ------------------------------------------------
 
-function* acquireResource(m: MachineImpl, req: Req<"XENMEM_acquire_resource">, caller: Domain, cpu: number): LockGen<HypercallResult> {
+const acquireResource = dual(function* acquireResource(m: MachineImpl, req: Req<"XENMEM_acquire_resource">, caller: Domain, cpu: number): LockGen<HypercallResult> {
   const start = req.startExtent ?? 0;
   if ((req.pad ?? 0) !== 0) return { rc: -EINVAL };
   const frame = big(req.frame);
@@ -425,21 +432,21 @@ function* acquireResource(m: MachineImpl, req: Req<"XENMEM_acquire_resource">, c
     s += done;
   }
   return { rc };
-}
+});
 
 /** set_foreign_p2m_entry(d, fd, gfn, mfn). */
-function* setForeignP2mEntry(m: MachineImpl, cpu: number, d: Domain, fd: Domain, gfn: bigint, mfn: bigint): LockGen<number> {
+const setForeignP2mEntry = dual(function* setForeignP2mEntry(m: MachineImpl, cpu: number, d: Domain, fd: Domain, gfn: bigint, mfn: bigint): LockGen<number> {
   m.setCoreFn(cpu, "get_page");
   if (!m.core.get_page(mfn, fd.slot)) return -EINVAL;
   if (d === fd) m.bug(cpu, "ASSERT", "set_foreign_p2m_entry (d == fd)");
   const rc = yield* m.p2mInsert(cpu, d, gfn, 1n, mfn, p2m_map_foreign_rw);
   if (rc) m.putPage(cpu, mfn);
   return rc;
-}
+});
 
 // ---- grant-table sub-ops (FS 7.5) -----------------------------------------------------
 
-function* gnttabSetupTable(m: MachineImpl, req: Req<"GNTTABOP_setup_table">, caller: Domain, cpu: number): LockGen<HypercallResult> {
+const gnttabSetupTable = dual(function* gnttabSetupTable(m: MachineImpl, req: Req<"GNTTABOP_setup_table">, caller: Domain, cpu: number): LockGen<HypercallResult> {
   const count = req.count ?? 1;
   if (count < 0 || count !== 1) return { rc: -EINVAL };
   const d = lockDomainByAnyId(m, caller, req.dom);
@@ -458,9 +465,9 @@ function* gnttabSetupTable(m: MachineImpl, req: Req<"GNTTABOP_setup_table">, cal
   }
   yield* d.grantLock.writeUnlock(cpu);
   return list ? { rc: 0, status, frame_list: list } : { rc: 0, status };
-}
+});
 
-function* gnttabSetVersion(m: MachineImpl, req: Req<"GNTTABOP_set_version">, caller: Domain, cpu: number): LockGen<HypercallResult> {
+const gnttabSetVersion = dual(function* gnttabSetVersion(m: MachineImpl, req: Req<"GNTTABOP_set_version">, caller: Domain, cpu: number): LockGen<HypercallResult> {
   const d = caller;
   const gt = d.grant!;
   const v = req.version >>> 0;
@@ -486,9 +493,9 @@ function* gnttabSetVersion(m: MachineImpl, req: Req<"GNTTABOP_set_version">, cal
     yield* d.grantLock.writeUnlock(cpu);
   }
   return { rc, version: gt.version };
-}
+});
 
-function* gnttabGetStatusFrames(m: MachineImpl, req: Req<"GNTTABOP_get_status_frames">, caller: Domain, cpu: number): LockGen<HypercallResult> {
+const gnttabGetStatusFrames = dual(function* gnttabGetStatusFrames(m: MachineImpl, req: Req<"GNTTABOP_get_status_frames">, caller: Domain, cpu: number): LockGen<HypercallResult> {
   const count = req.count ?? 1;
   if (count !== 1) return { rc: -EINVAL };
   const d = lockDomainByAnyId(m, caller, req.dom);
@@ -506,9 +513,9 @@ function* gnttabGetStatusFrames(m: MachineImpl, req: Req<"GNTTABOP_get_status_fr
   }
   yield* d.grantLock.readUnlock(cpu);
   return res;
-}
+});
 
-function* gnttabQuerySize(m: MachineImpl, req: Req<"GNTTABOP_query_size">, caller: Domain, cpu: number): LockGen<HypercallResult> {
+const gnttabQuerySize = dual(function* gnttabQuerySize(m: MachineImpl, req: Req<"GNTTABOP_query_size">, caller: Domain, cpu: number): LockGen<HypercallResult> {
   const count = req.count ?? 1;
   if (count !== 1) return { rc: -EINVAL };
   const d = lockDomainByAnyId(m, caller, req.dom);
@@ -519,4 +526,4 @@ function* gnttabQuerySize(m: MachineImpl, req: Req<"GNTTABOP_query_size">, calle
   const r = { rc: 0, status: GNTST_okay, dom: req.dom, nr_frames: gt.nrGrantFrames, max_nr_frames: gt.maxGrantFrames };
   yield* d.grantLock.readUnlock(cpu);
   return r;
-}
+});

@@ -15,6 +15,7 @@ export {
   type LockGen,
   type SchedPoint,
 } from "./lock.js";
+export { twinMode, dualIn, dualMethods, runTwin, twinSource, type ModuleEval } from "./twin.js";
 export { RwLock, type RwLockOptions } from "./rwlock.js";
 export { SpinLock, RecursiveSpinLock } from "./spinlock.js";
 export {

@@ -12,6 +12,7 @@
  */
 
 import type { LockDep } from "./lockdep.js";
+import { twinMode } from "./twin.js";
 
 /** Exclusive acquisitions (write locks and spin locks) use "write". */
 export type LockMode = "read" | "write";
@@ -262,16 +263,46 @@ export abstract class Lock {
     return op;
   }
 
+  /**
+   * Twin mode (twin.ts): the acquisition AcquireOp makes when running alone,
+   * done on the spot. Blocking is the same "blocked-alone" bug runToCompletion
+   * reports, with the same message.
+   */
+  acquireNow(cpu: number, mode: LockMode, recursive: boolean): void {
+    if (recursive && this._tryRecurse(cpu)) return;
+    this._checkSelf(cpu, mode);
+    const ld = this.lockdep;
+    if (ld !== null) ld._checkAcquire(cpu, this, mode);
+    if (!this._take(cpu, mode, recursive)) {
+      throw new LockBugError("blocked-alone", `cpu${cpu} blocks on ${this.name} (${mode}) running alone; held by ${this.describeHolders()}`);
+    }
+    if (ld !== null) ld._pushHeld(cpu, this, mode);
+  }
+
+  /** Twin mode: the release ReleaseOp makes, done on the spot. */
+  releaseNow(cpu: number, mode: LockMode, recursive: boolean): void {
+    if (this._drop(cpu, mode, recursive)) {
+      const ld = this.lockdep;
+      if (ld !== null) ld._popHeld(cpu, this);
+    }
+  }
+
+  // In twin mode the lock methods act at once and return nothing: the twin's
+  // `yield*` became a plain expression (twin.ts checks it is not an iterator).
   protected acquireOp(cpu: number, mode: LockMode): LockOp {
+    if (twinMode.on) return this.acquireNow(cpu, mode, false) as unknown as LockOp;
     return this.op(cpu, mode === "read" ? OP_ACQ_READ : OP_ACQ_WRITE);
   }
   protected releaseOp(cpu: number, mode: LockMode): LockOp {
+    if (twinMode.on) return this.releaseNow(cpu, mode, false) as unknown as LockOp;
     return this.op(cpu, mode === "read" ? OP_REL_READ : OP_REL_WRITE);
   }
   protected recursiveAcquireOp(cpu: number): LockOp {
+    if (twinMode.on) return this.acquireNow(cpu, "write", true) as unknown as LockOp;
     return this.op(cpu, OP_ACQ_REC);
   }
   protected recursiveReleaseOp(cpu: number): LockOp {
+    if (twinMode.on) return this.releaseNow(cpu, "write", true) as unknown as LockOp;
     return this.op(cpu, OP_REL_REC);
   }
 }

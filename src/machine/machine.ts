@@ -4,7 +4,7 @@
 import { createCoreInstance, type CoreExports } from "../core/wasm.js";
 import {
   GfnAudit, LockAssertionError, LockBugError, LockDep, RecursiveSpinLock, RwLock, SpinLock,
-  assertWriteLocked, runToCompletion, type LockGen,
+  assertWriteLocked, dualIn, dualMethods, runToCompletion, runTwin, type LockGen,
 } from "../locks/index.js";
 import { policyFor, type RevisionPolicy } from "../revisions/index.js";
 import { GrantTable, grantTableDestroy, grantTableInit } from "../grant/index.js";
@@ -537,8 +537,9 @@ export class MachineImpl {
   /** SHA-256 of core memory and host state: equal hashes, equal future behaviour. */
   stateHash(): string { return stateHash(this); }
 
+  /** Runs alone: the handlers' synchronous twins (src/locks/twin.ts). */
   hypercall(req: HypercallRequest, opts: CallOptions): HypercallResult {
-    const r = runToCompletion(this.hypercallGen(req, opts));
+    const r = runTwin(() => this.hypercallGen(req, opts));
     if (this.zombies.length !== 0) this.reapZombies();
     return r;
   }
@@ -557,7 +558,7 @@ export class MachineImpl {
   }
 
   hypercallRaw(call: RawCall, opts: CallOptions): HypercallResult {
-    const r = runToCompletion(this.hypercallRawGen(call, opts));
+    const r = runTwin(() => this.hypercallRawGen(call, opts));
     if (this.zombies.length !== 0) this.reapZombies();
     return r;
   }
@@ -593,10 +594,19 @@ export class MachineImpl {
   xenheapGfn(mfn: bigint): bigint { return this.core.page_get_xenheap_gfn(mfn); }
 }
 
+// Twins are compiled here so they see this module's bindings.
+const moduleEval = (src: string): unknown => eval(src);
+const dual = dualIn(moduleEval);
+
 // eslint-disable-next-line require-yield
-function* refused(crash: HypervisorCrash): LockGen<HypercallResult> {
+const refused = dual(function* refused(crash: HypervisorCrash): LockGen<HypercallResult> {
   return { rc: CRASHED_RC, crash };
-}
+});
+
+dualMethods(MachineImpl.prototype, moduleEval, [
+  "allocXenheapPage", "freeXenheapPage", "shareXenPage", "p2mInsert", "p2mRemove", "guestPhysmapRemovePage",
+  "p2mLookup", "getPageFromGfn", "hypercallRawGen",
+]);
 
 export async function createMachine(cfg: MachineConfig = {}): Promise<MachineImpl> {
   const core = await createCoreInstance(cfg.debugCore ? "debug" : undefined);
