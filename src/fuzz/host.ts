@@ -41,6 +41,17 @@ export interface GrantView {
   statusGfn: Array<number | bigint> | null;
 }
 
+/** Where the frame table lives in the core's linear memory (struct page_info layout: assembly/mm/page_info.ts). */
+export interface FrameTableLayout {
+  /** The core's memory; views over it are detached by memory.grow and must be re-created. */
+  memory: WebAssembly.Memory;
+  /** Linear address of the record of frame `basePdx`. */
+  ptr: number;
+  basePdx: number;
+  /** sizeof(struct page_info): 56 on arm64, 32 on arm32. */
+  entrySize: number;
+}
+
 export interface LockFinding {
   kind: "lock-order" | "gfn-audit" | "lock-assert" | "deadlock";
   message: string;
@@ -83,4 +94,14 @@ export interface FuzzHost {
   sharedInfoMfn(domid: number): number | null;
   /** New lock-layer findings since the last call. */
   drainLockFindings(): LockFinding[];
+  /** The frame table in linear memory, for checkers that read many records per op without a call per page. */
+  frameTable?(): FrameTableLayout;
+  /**
+   * Has anything that grant(domid) / sharedInfoMfn(domid) describe about
+   * domid's xenheap frames (which frames, and PRE/HARDEN's stored GFNs)
+   * changed since `seen` was last refilled? Refills `seen` (opaque to the
+   * caller, empty at first) when it has. Lets a checker skip rebuilding grant
+   * views of domains that did not change.
+   */
+  xenheapChanged?(domid: number, seen: unknown[]): boolean;
 }

@@ -93,11 +93,32 @@ function isTable(lo: number, hi: number, level: number): boolean {
 
 const LEVEL_PAGES = [512 * 512 * 512, 512 * 512, 512, 1];
 
+/** One 4 KiB mapping of the shadow; `bad` and `live` belong to the checker's incremental (b). */
+export interface ShadowLeaf extends Leaf {
+  readonly domid: number;
+  readonly gfn: number;
+  /** (b) finds this mapping wrong (as of its last re-evaluation). */
+  bad: boolean;
+  /** Still in the shadow (a replaced or removed leaf is dead). */
+  live: boolean;
+}
+
+function mkLeaf(domid: number, gfn: number, mfn: number, type: number): ShadowLeaf {
+  return { domid, gfn, mfn, type, bad: false, live: true };
+}
+
+/** Told about every leaf that enters or leaves the shadow. */
+export interface ShadowHooks {
+  link(l: ShadowLeaf): void;
+  unlink(l: ShadowLeaf): void;
+}
+
 /** Per-domain shadow P2M: gfn -> leaf (4 KiB granularity). */
 export class ShadowP2m {
-  readonly doms = new Map<number, Map<number, Leaf>>();
+  readonly doms = new Map<number, Map<number, ShadowLeaf>>();
+  hooks: ShadowHooks | null = null;
 
-  of(domid: number): Map<number, Leaf> {
+  of(domid: number): Map<number, ShadowLeaf> {
     let m = this.doms.get(domid);
     if (m === undefined) {
       m = new Map();
@@ -115,15 +136,42 @@ export class ShadowP2m {
     if (oldLeaf !== null && isTable(w.newLo, w.newHi, w.level)) return; // superpage split: same mappings
     const n = LEVEL_PAGES[w.level] ?? 1;
     if (n > 1 << 20) throw new Error(`fuzz: level-${w.level} block not supported by the shadow`);
+    const hooks = this.hooks;
     for (let i = 0; i < n; i++) {
       const gfn = w.gfn + i;
       const cur = m.get(gfn);
-      const nl = newLeaf === null ? null : { mfn: newLeaf.mfn + i, type: newLeaf.type };
+      const nl = newLeaf === null ? null : mkLeaf(w.domid, gfn, newLeaf.mfn + i, newLeaf.type);
       if (cur !== undefined && (nl === null || nl.mfn !== cur.mfn || nl.type !== cur.type)) removed(w.domid, gfn, cur);
       if (nl === null) {
-        if (!isTable(w.newLo, w.newHi, w.level)) m.delete(gfn);
-      } else m.set(gfn, nl);
+        if (!isTable(w.newLo, w.newHi, w.level) && m.delete(gfn) && hooks !== null) hooks.unlink(cur!);
+      } else {
+        m.set(gfn, nl);
+        if (hooks !== null) {
+          if (cur !== undefined) hooks.unlink(cur);
+          hooks.link(nl);
+        }
+      }
     }
+  }
+
+  /** Replace domid's leaves by `leaves` ([gfn, mfn, type] triples, in order). */
+  reset(domid: number, leaves: number[]): void {
+    const m = this.of(domid);
+    if (this.hooks !== null) for (const l of m.values()) this.hooks.unlink(l);
+    m.clear();
+    for (let i = 0; i < leaves.length; i += 3) {
+      const l = mkLeaf(domid, leaves[i], leaves[i + 1], leaves[i + 2]);
+      m.set(leaves[i], l);
+      if (this.hooks !== null) this.hooks.link(l);
+    }
+  }
+
+  /** Forget a domain. */
+  drop(domid: number): void {
+    const m = this.doms.get(domid);
+    if (m === undefined) return;
+    if (this.hooks !== null) for (const l of m.values()) this.hooks.unlink(l);
+    this.doms.delete(domid);
   }
 
   /** Reverse map for one domain: mfn -> gfns. */
@@ -164,6 +212,175 @@ function pageFree(p: PageView, arm64: boolean): boolean {
 
 function countFree(c: Uint32Array, arm64: boolean): boolean {
   return arm64 ? ((c[1] >>> 23) & 3) === 3 : ((c[0] >>> 23) & 3) === 3;
+}
+
+/**
+ * Copies of the frame-table records of watched frames (frames some leaf maps,
+ * live domains' xenheap frames), compared with the table after every op.
+ * Per frame, 6 u32 words: count_info lo/hi, type_info lo/hi, v (owner) lo/hi
+ * (arm32: the hi words are 0). Read straight from linear memory when the host
+ * says where the frame table is; through page() otherwise (then v = owner).
+ */
+class FrameWatch {
+  private n = 0;
+  private mfns = new Float64Array(64);
+  private refs = new Int32Array(64);
+  private copy = new Uint32Array(64 * 6);
+  private readonly slot = new Map<number, number>();
+  /** Slots whose record differs from the copy, filled by diff(). */
+  dirty = new Int32Array(64);
+  private u32: Uint32Array | null = null;
+  private readonly mem: WebAssembly.Memory | null;
+  private readonly ptr: number;
+  private readonly base: number;
+  private readonly size: number;
+
+  constructor(private readonly host: FuzzHost, private readonly arm64: boolean, private readonly lo: number, private readonly hi: number) {
+    const ft = host.frameTable?.() ?? null;
+    this.mem = ft === null || (ft.ptr & 3) !== 0 || (ft.entrySize & 3) !== 0 ? null : ft.memory;
+    this.ptr = ft === null ? 0 : ft.ptr;
+    this.base = ft === null ? 0 : ft.basePdx;
+    this.size = ft === null ? 0 : ft.entrySize;
+  }
+
+  valid(mfn: number): boolean {
+    return mfn >= this.lo && mfn < this.hi;
+  }
+
+  mfnAt(slot: number): number {
+    return this.mfns[slot];
+  }
+
+  /** Word `w` (0..5) of the copy. */
+  cached(slot: number, w: number): number {
+    return this.copy[slot * 6 + w];
+  }
+
+  ref(mfn: number): void {
+    if (!this.valid(mfn)) return;
+    const s = this.slot.get(mfn);
+    if (s !== undefined) {
+      this.refs[s]++;
+      return;
+    }
+    if (this.n === this.mfns.length) this.grow();
+    const k = this.n++;
+    this.mfns[k] = mfn;
+    this.refs[k] = 1;
+    this.slot.set(mfn, k);
+    this.read(mfn, this.copy, k * 6);
+  }
+
+  unref(mfn: number): void {
+    if (!this.valid(mfn)) return;
+    const s = this.slot.get(mfn);
+    if (s === undefined) throw new Error(`fuzz: frame watch: mfn 0x${mfn.toString(16)} released but not watched`);
+    if (--this.refs[s] > 0) return;
+    const last = --this.n;
+    this.slot.delete(mfn);
+    if (s !== last) {
+      this.mfns[s] = this.mfns[last];
+      this.refs[s] = this.refs[last];
+      this.copy.copyWithin(s * 6, last * 6, last * 6 + 6);
+      this.slot.set(this.mfns[s], s);
+    }
+  }
+
+  /** Take the current record of `slot` as its copy. */
+  accept(slot: number): void {
+    this.read(this.mfns[slot], this.copy, slot * 6);
+  }
+
+  /** Fill `dirty` with the slots whose record changed; returns how many. */
+  diff(): number {
+    let nd = 0;
+    const c = this.copy;
+    if (this.mem === null) {
+      const cur = new Uint32Array(6);
+      for (let k = 0; k < this.n; k++) {
+        this.read(this.mfns[k], cur, 0);
+        const o = k * 6;
+        if (cur[0] !== c[o] || cur[1] !== c[o + 1] || cur[2] !== c[o + 2] || cur[3] !== c[o + 3] || cur[4] !== c[o + 4] || cur[5] !== c[o + 5]) this.dirty[nd++] = k;
+      }
+      return nd;
+    }
+    const u = this.view();
+    const ptr = this.ptr, base = this.base, size = this.size;
+    if (this.arm64) {
+      for (let k = 0; k < this.n; k++) {
+        const w = (ptr + (this.mfns[k] - base) * size) >>> 2;
+        const o = k * 6;
+        if (u[w + 4] !== c[o] || u[w + 5] !== c[o + 1] || u[w + 6] !== c[o + 2] || u[w + 7] !== c[o + 3] || u[w + 8] !== c[o + 4] || u[w + 9] !== c[o + 5]) this.dirty[nd++] = k;
+      }
+    } else {
+      for (let k = 0; k < this.n; k++) {
+        const w = (ptr + (this.mfns[k] - base) * size) >>> 2;
+        const o = k * 6;
+        if (u[w + 2] !== c[o] || u[w + 3] !== c[o + 2] || u[w + 4] !== c[o + 4]) this.dirty[nd++] = k;
+      }
+    }
+    return nd;
+  }
+
+  private read(mfn: number, out: Uint32Array, o: number): void {
+    if (this.mem === null) {
+      const p = this.host.page(mfn)!;
+      out[o] = p.countLo;
+      out[o + 1] = p.countHi;
+      out[o + 2] = p.typeLo;
+      out[o + 3] = p.typeHi;
+      out[o + 4] = p.owner;
+      out[o + 5] = 0;
+      return;
+    }
+    const u = this.view();
+    const w = (this.ptr + (mfn - this.base) * this.size) >>> 2;
+    if (this.arm64) {
+      for (let i = 0; i < 6; i++) out[o + i] = u[w + 4 + i];
+    } else {
+      out[o] = u[w + 2];
+      out[o + 1] = 0;
+      out[o + 2] = u[w + 3];
+      out[o + 3] = 0;
+      out[o + 4] = u[w + 4];
+      out[o + 5] = 0;
+    }
+  }
+
+  private view(): Uint32Array {
+    // memory.grow detaches the old buffer (its views read as length 0).
+    if (this.u32 === null || this.u32.length === 0) this.u32 = new Uint32Array(this.mem!.buffer);
+    return this.u32;
+  }
+
+  private grow(): void {
+    const cap = this.mfns.length * 2;
+    const m = new Float64Array(cap);
+    m.set(this.mfns);
+    this.mfns = m;
+    const r = new Int32Array(cap);
+    r.set(this.refs);
+    this.refs = r;
+    const c = new Uint32Array(cap * 6);
+    c.set(this.copy);
+    this.copy = c;
+    this.dirty = new Int32Array(cap);
+  }
+}
+
+const NO_SNAPSHOT: Map<number, [number, number, number]> = new Map();
+
+/** A live domain's xenheap frames and the (a) verdict on them. */
+interface XenheapState {
+  /** For host.xenheapChanged. */
+  seen: unknown[];
+  /** Grant frames, status frames, shared_info (the order (a) reports in). */
+  pages: number[];
+  /** Per page: PRE/HARDEN's stored GFN (undefined past the array), null when the page keeps it. */
+  arrs: Array<bigint | number | null | undefined>;
+  /** Inputs changed since `bad` was computed. */
+  dirty: boolean;
+  bad: boolean;
 }
 
 /** The "frames an op concerns" and "GFNs it targets" in one domain. */
@@ -211,6 +428,39 @@ export class InvariantChecker {
   /** Record every violation, or only the first per invariant. */
   firstOnly = true;
 
+  // ---- incremental state ------------------------------------------------------
+  //
+  // Per op, (a), (b) and (h) re-evaluate only what can have changed: leaves the
+  // P2M-change log touched, leaves and xenheap pages whose frame-table record
+  // changed (every watched record is compared with a copy each op), domains
+  // whose xenheap frames changed, and everything when the set of domains or
+  // their dying flags change. A check whose bad set meets its scope runs the
+  // full scan of that scope, so what gets reported (and in which order) is
+  // what a scan of everything would report.
+
+  /** mfn -> leaves (any domain) mapping it. */
+  private readonly rev = new Map<number, ShadowLeaf[]>();
+  /** (b): domid -> its leaves found wrong. */
+  private readonly badLeaves = new Map<number, Set<ShadowLeaf>>();
+  /** Leaves to re-evaluate for (b). */
+  private pending: ShadowLeaf[] = [];
+  private readonly frames: FrameWatch;
+  /** Per live domain: its xenheap frames (a, h) and the (a) verdict. */
+  private readonly xh = new Map<number, XenheapState>();
+  /** Union of live domains' xenheap frames (each holds one watch reference). */
+  private xhAll = new Set<number>();
+  /** (h): xenheap frames of live domains at the start of the step, in the order a snapshot would list them, with their owner then. */
+  private hList: number[] = [];
+  private readonly hOwner = new Map<number, number>();
+  private lastIds: number[] = [];
+  private lastDying: boolean[] = [];
+  private readonly onRemoved: (domid: number, gfn: number, old: Leaf) => void;
+  private curScope: Scope | null = null;
+  private curOp = 0;
+  private curResults: Array<{ call: FuzzCall; result: HypercallResult | undefined; expectOk: string | null }> = [];
+  private readonly changedMfns: number[] = [];
+  private readonly scopeObj: Scope = { gfns: new Map(), mfns: new Set(), decreased: [], decreaseAt: new Set() };
+
   constructor(readonly host: FuzzHost, opts: CheckerOptions = {}) {
     this.fullEvery = opts.fullEvery ?? 64;
     this.disabled = new Set(opts.disable ?? []);
@@ -218,10 +468,16 @@ export class InvariantChecker {
     this.gfnInPage = policyFor(host.revision).grantGfnInPageInfo;
     this.reachGfn = 2 ** (host.ipaBits - 12);
     this.invalidGfn = this.arm64 ? 0xffffffffffffffffn : 0xffffffffn;
+    const [ramLo, ramHi] = host.ramRange();
+    this.frames = new FrameWatch(host, this.arm64, ramLo, ramHi);
+    this.onRemoved = (domid, gfn, old) => this.collateral(domid, gfn, old);
+    this.shadow.hooks = { link: (l) => this.link(l), unlink: (l) => this.unlink(l) };
     // Start from the tables as they are.
     host.drainP2m();
     for (const d of host.domids()) this.resyncDomain(d);
     host.drainLockFindings();
+    this.sync(true);
+    this.settleLeaves();
   }
 
   get found(): ReadonlySet<InvariantName> {
@@ -243,15 +499,171 @@ export class InvariantChecker {
   }
 
   private resyncDomain(domid: number): void {
-    const m = this.shadow.of(domid);
-    m.clear();
+    const leaves: number[] = [];
     const w = this.host.walkP2m(domid);
-    if (w === null) return;
-    for (let i = 0; i < w.length; i += 4) {
-      const leaf = decodeLeaf(w[i + 1], w[i + 2], w[i + 3]);
-      if (leaf === null) continue;
-      const n = LEVEL_PAGES[w[i + 3]];
-      for (let k = 0; k < n; k++) m.set(w[i] + k, { mfn: leaf.mfn + k, type: leaf.type });
+    if (w !== null) {
+      for (let i = 0; i < w.length; i += 4) {
+        const leaf = decodeLeaf(w[i + 1], w[i + 2], w[i + 3]);
+        if (leaf === null) continue;
+        const n = LEVEL_PAGES[w[i + 3]];
+        for (let k = 0; k < n; k++) leaves.push(w[i] + k, leaf.mfn + k, leaf.type);
+      }
+    }
+    this.shadow.reset(domid, leaves);
+  }
+
+  // ---- reverse map, watched frames, (b) verdicts ------------------------------------
+
+  private link(l: ShadowLeaf): void {
+    const r = this.rev.get(l.mfn);
+    if (r === undefined) this.rev.set(l.mfn, [l]);
+    else r.push(l);
+    this.frames.ref(l.mfn);
+    if (this.xhAll.has(l.mfn)) this.xhDirty(l.domid);
+    this.pending.push(l);
+  }
+
+  private unlink(l: ShadowLeaf): void {
+    l.live = false;
+    const r = this.rev.get(l.mfn)!;
+    if (r.length === 1) this.rev.delete(l.mfn);
+    else r.splice(r.indexOf(l), 1);
+    this.frames.unref(l.mfn);
+    if (this.xhAll.has(l.mfn)) this.xhDirty(l.domid);
+    if (l.bad) this.setBad(l, false);
+  }
+
+  private setBad(l: ShadowLeaf, bad: boolean): void {
+    l.bad = bad;
+    let set = this.badLeaves.get(l.domid);
+    if (set === undefined) this.badLeaves.set(l.domid, (set = new Set()));
+    if (bad) set.add(l);
+    else set.delete(l);
+  }
+
+  private xhDirty(domid: number): void {
+    const st = this.xh.get(domid);
+    if (st !== undefined) st.dirty = true;
+  }
+
+  /** A frame the guest gave back (see `released`). */
+  private release(mfn: number): void {
+    if (this.released.has(mfn)) return;
+    this.released.add(mfn);
+    const r = this.rev.get(mfn);
+    if (r !== undefined) for (const l of r) this.pending.push(l);
+  }
+
+  /** (b)'s verdict on one leaf: null when fine, else the variant's sub ("" = invalid MFN). */
+  private refProblem(l: Leaf, domid: number, p: PageView | null): string | null {
+    if (p === null) return "";
+    const arm64 = this.arm64;
+    if (pageFree(p, arm64)) return "free";
+    if (pageCount(p, arm64) === 0 && !this.released.has(l.mfn)) return "count0";
+    if (isRam(l.type) && p.owner !== domid && !this.host.dying(domid)) return "owner";
+    if (isForeign(l.type) && p.owner === domid) return "self-foreign";
+    return null;
+  }
+
+  /** Re-evaluate the queued leaves for (b). */
+  private settleLeaves(): void {
+    const q = this.pending;
+    if (q.length === 0) return;
+    this.pending = [];
+    for (const l of q) {
+      if (!l.live) continue;
+      const bad = (isRam(l.type) || isForeign(l.type) || isGrant(l.type)) && this.refProblem(l, l.domid, this.host.page(l.mfn)) !== null;
+      if (bad !== l.bad) this.setBad(l, bad);
+    }
+  }
+
+  /** Would report(invariant, sub) record anything? */
+  private reportable(invariant: InvariantName, sub: string): boolean {
+    if (this.disabled.has(invariant)) return false;
+    return !this.firstOnly || !this.seenVariant.has(`${invariant}${sub ? ":" + sub : ""}${this.inPar ? "/par" : ""}`);
+  }
+
+  /**
+   * Bring the incremental state up to date with the machine after a step:
+   * domain set, changed frame records, xenheap frames per domain. Runs the
+   * (h) comparison on the way (it needs the records as they were before).
+   */
+  private sync(initial: boolean, op = 0): void {
+    const host = this.host;
+    const ids = host.domids();
+    let domsChanged = ids.length !== this.lastIds.length;
+    for (let i = 0; i < ids.length; i++) {
+      const dy = host.dying(ids[i]);
+      if (!domsChanged && (ids[i] !== this.lastIds[i] || dy !== this.lastDying[i])) domsChanged = true;
+      this.lastDying[i] = dy;
+    }
+    this.lastDying.length = ids.length;
+    this.lastIds = ids;
+    // Changed frame records: (h) compares them with the copies, then (a)/(b) re-evaluate.
+    const fw = this.frames;
+    const nd = fw.diff();
+    const changed = this.changedMfns;
+    changed.length = 0;
+    let hBad: Map<number, [number, number]> | null = null;
+    for (let k = 0; k < nd; k++) {
+      const slot = fw.dirty[k];
+      const m = fw.mfnAt(slot);
+      changed.push(m);
+      if (!initial && this.gfnInPage && this.hOwner.has(m)) {
+        const lo = fw.cached(slot, 2), hi = fw.cached(slot, 3);
+        const p = host.page(m);
+        if (p !== null && p.owner === this.hOwner.get(m) && !pageFree(p, this.arm64)) {
+          const diff = this.arm64 ? (p.typeHi ^ hi) & 0xe0000000 : (p.typeLo ^ lo) & 0xe0000000;
+          if (diff !== 0) (hBad ??= new Map()).set(m, [lo, hi]);
+        }
+      }
+      fw.accept(slot);
+    }
+    if (hBad !== null) this.reportTypeBits(op, hBad);
+    for (const m of changed) {
+      const r = this.rev.get(m);
+      if (r !== undefined) for (const l of r) this.pending.push(l);
+      if (this.xhAll.has(m)) for (const st of this.xh.values()) if (st.pages.includes(m)) st.dirty = true;
+    }
+    if (domsChanged) {
+      for (const m of this.shadow.doms.values()) for (const l of m.values()) this.pending.push(l);
+      for (const st of this.xh.values()) st.dirty = true;
+    }
+    // Xenheap frames per live domain.
+    let listsChanged = domsChanged;
+    for (const d of ids) {
+      let st = this.xh.get(d);
+      if (st === undefined) this.xh.set(d, (st = { seen: [], pages: [], arrs: [], dirty: true, bad: false }));
+      if (host.xenheapChanged === undefined || host.xenheapChanged(d, st.seen)) {
+        this.xenheapPagesOf(d, st);
+        st.dirty = true;
+        listsChanged = true;
+      }
+    }
+    if (this.xh.size !== ids.length) {
+      for (const d of this.xh.keys()) if (!ids.includes(d)) this.xh.delete(d);
+      listsChanged = true;
+    }
+    if (listsChanged) {
+      const all = new Set<number>();
+      const list: number[] = [];
+      for (const d of ids) {
+        for (const m of this.xh.get(d)!.pages) {
+          if (!this.frames.valid(m) || all.has(m)) continue;
+          all.add(m);
+          list.push(m);
+        }
+      }
+      for (const m of all) if (!this.xhAll.has(m)) this.frames.ref(m);
+      for (const m of this.xhAll) if (!all.has(m)) this.frames.unref(m);
+      this.xhAll = all;
+      this.hList = list;
+      for (const m of this.hOwner.keys()) if (!all.has(m)) this.hOwner.delete(m);
+    }
+    // (h) compares owners with the ones at the start of the step.
+    if (this.gfnInPage) {
+      for (const m of changed) if (this.xhAll.has(m)) this.hOwner.set(m, host.page(m)!.owner);
+      for (const m of this.hList) if (domsChanged || !this.hOwner.has(m)) this.hOwner.set(m, host.page(m)!.owner);
     }
   }
 
@@ -262,6 +674,7 @@ export class InvariantChecker {
   }
 
   private num(v: bigint | number): number {
+    if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 && (this.arm64 || v <= 0xffffffff)) return v;
     const b = BigInt(v) & this.invalidGfn;
     return b > BigInt(Number.MAX_SAFE_INTEGER) ? -1 : Number(b);
   }
@@ -355,8 +768,14 @@ export class InvariantChecker {
     }
   }
 
+  /** The scope of the next step (one object, reused: a scope lives for one step). */
   newScope(): Scope {
-    return { gfns: new Map(), mfns: new Set(), decreased: [], decreaseAt: new Set() };
+    const s = this.scopeObj;
+    s.gfns.clear();
+    s.mfns.clear();
+    s.decreased.length = 0;
+    s.decreaseAt.clear();
+    return s;
   }
 
   /** Mark a whole domain as in scope (destroy). */
@@ -411,30 +830,31 @@ export class InvariantChecker {
     // A frame freed under another domain's foreign mapping and reused: its count is already wrong (orphan-*).
     if (this.orphans.has(mfn)) return null;
     // Not mapped anywhere in its owner's P2M.
-    for (const l of this.shadow.of(d).values()) if (l.mfn === mfn) return null;
+    const r = this.rev.get(mfn);
+    if (r !== undefined) for (const l of r) if (l.domid === d) return null;
     return `${what} (mfn 0x${mfn.toString(16)}) of d${d} is not mapped and gfn 0x${g.toString(16)} is free`;
   }
 
-  private xenheapPages(domid: number): number[] {
-    const out: number[] = [];
+  /** The domain's xenheap frames as (a) lists them: grant frames, status frames, shared_info; with the stored GFN arrays' entries. */
+  private xenheapPagesOf(domid: number, st: XenheapState): void {
+    st.pages.length = 0;
+    st.arrs.length = 0;
     const gv = this.host.grant(domid);
-    if (gv !== null) out.push(...gv.shared, ...gv.status);
+    if (gv !== null) {
+      gv.shared.forEach((m, i) => (st.pages.push(m), st.arrs.push(gv.sharedGfn ? gv.sharedGfn[i] : null)));
+      gv.status.forEach((m, i) => (st.pages.push(m), st.arrs.push(gv.statusGfn ? gv.statusGfn[i] : null)));
+    }
     const si = this.host.sharedInfoMfn(domid);
-    if (si !== null) out.push(si);
-    return out;
+    if (si !== null) (st.pages.push(si), st.arrs.push(null));
   }
 
-  /** type_info of every xenheap page of live domains, for (h). */
+  /**
+   * Called when a step begins. (h) needs the type_info of every xenheap page
+   * of the live domains as it was before the step: the checker keeps those
+   * records up to date after every step, so there is nothing to take here.
+   */
   snapshotTypeBits(): Map<number, [number, number, number]> {
-    const snap = new Map<number, [number, number, number]>();
-    if (!this.gfnInPage) return snap;
-    for (const d of this.host.domids()) {
-      for (const m of this.xenheapPages(d)) {
-        const p = this.host.page(m);
-        if (p !== null) snap.set(m, [p.typeLo, p.typeHi, p.owner]);
-      }
-    }
-    return snap;
+    return NO_SNAPSHOT;
   }
 
   // ---- after an op ------------------------------------------------------------------
@@ -447,7 +867,7 @@ export class InvariantChecker {
     op: number,
     scope: Scope,
     results: Array<{ call: FuzzCall; result: HypercallResult | undefined; expectOk: string | null }>,
-    typeSnap: Map<number, [number, number, number]>,
+    _typeSnap: Map<number, [number, number, number]>,
     destroyed: number | null,
   ): void {
     const host = this.host;
@@ -463,27 +883,18 @@ export class InvariantChecker {
     if (writes === null) {
       for (const d of host.domids()) this.resyncDomain(d);
     } else {
+      this.curOp = op;
+      this.curScope = scope;
+      this.curResults = results;
       for (const w of writes) {
-        this.shadow.apply(w, (domid, gfn, old) => {
-          if (scope.decreaseAt.size > 0 && scope.decreaseAt.has(`${domid}:${gfn}`)) this.released.add(old.mfn);
-          const gs = scope.gfns.get(domid);
-          const ok = gs === null || (gs !== undefined && gs.has(gfn)) || scope.mfns.has(old.mfn) || host.dying(domid);
-          if (!ok) {
-            this.report(op, "p2m-collateral", `d${domid} lost its mapping gfn 0x${gfn.toString(16)} -> mfn 0x${old.mfn.toString(16)} (type ${old.type}), which the op neither targets nor concerns`, {
-              domid,
-              gfn: hex(gfn),
-              old: { mfn: hex(old.mfn), type: old.type },
-              calls: results.map((r) => ({ caller: r.call.caller, req: r.call.req, rc: r.result?.rc })),
-              scopeMfns: [...scope.mfns].map(hex),
-            });
-          }
-        });
+        this.shadow.apply(w, this.onRemoved);
         this.touched.add(w.domid);
       }
+      this.curScope = null;
     }
     for (const [d, g, m] of scope.decreased) {
       const l = this.shadow.of(d).get(g);
-      if (l === undefined || l.mfn !== m) this.released.add(m);
+      if (l === undefined || l.mfn !== m) this.release(m);
     }
     if (destroyed !== null) this.pendingTeardown.add(destroyed);
     // A killed domain stays a zombie while another domain holds a reference on one of its
@@ -491,7 +902,7 @@ export class InvariantChecker {
     for (const d of this.pendingTeardown) {
       if (this.host.domids().includes(d)) continue;
       this.pendingTeardown.delete(d);
-      this.shadow.doms.delete(d);
+      this.shadow.drop(d);
       // Its frames are free now (or reused): no longer orphans of a zombie.
       for (const [m, o] of this.orphanOwner) if (o === d) (this.orphanOwner.delete(m), this.orphans.delete(m));
       this.checkTeardown(op, d);
@@ -504,34 +915,119 @@ export class InvariantChecker {
     }
     // (g) locks
     for (const f of host.drainLockFindings()) this.report(op, "locks", `${f.kind}: ${f.message}`, f);
-    // (h) type bits outside the GFN
-    if (typeSnap.size > 0) this.checkTypeBits(op, typeSnap);
+    // (h) type bits outside the GFN (reported from sync, which sees the records change)
+    this.sync(false, op);
+    this.settleLeaves();
     // (b) every shadow leaf of the touched domains references a held frame
     const all = this.touchAll;
-    this.checkRefs(op, all ? null : this.touched);
+    this.refsInScope(op, all ? null : this.touched);
     // (a) stored GFN vs P2M
-    this.checkXenheapGfn(op, all ? null : this.touched);
+    this.xenheapGfnInScope(op, all ? null : this.touched);
     this.touched.clear();
     this.touchAll = false;
     this.ops++;
     if (this.ops % this.fullEvery === 0) this.fullScan(op);
   }
 
-  private checkTypeBits(op: number, snap: Map<number, [number, number, number]>): void {
+  /** (d) for one mapping the step's P2M writes removed or replaced. */
+  private collateral(domid: number, gfn: number, old: Leaf): void {
+    const scope = this.curScope!;
+    if (scope.decreaseAt.size > 0 && scope.decreaseAt.has(`${domid}:${gfn}`)) this.release(old.mfn);
+    const gs = scope.gfns.get(domid);
+    const ok = gs === null || (gs !== undefined && gs.has(gfn)) || scope.mfns.has(old.mfn) || this.host.dying(domid);
+    if (!ok) {
+      this.report(this.curOp, "p2m-collateral", `d${domid} lost its mapping gfn 0x${gfn.toString(16)} -> mfn 0x${old.mfn.toString(16)} (type ${old.type}), which the op neither targets nor concerns`, {
+        domid,
+        gfn: hex(gfn),
+        old: { mfn: hex(old.mfn), type: old.type },
+        calls: this.curResults.map((r) => ({ caller: r.call.caller, req: r.call.req, rc: r.result?.rc })),
+        scopeMfns: [...scope.mfns].map(hex),
+      });
+    }
+  }
+
+  /** (h): `bad` maps each offending page to its type_info before the step; reported in snapshot order. */
+  private reportTypeBits(op: number, bad: Map<number, [number, number]>): void {
     const arm64 = this.arm64;
-    for (const [m, [lo, hi, owner]] of snap) {
-      const p = this.host.page(m);
-      if (p === null || p.owner !== owner || pageFree(p, arm64)) continue;
-      // GFN mask: arm64 bits 0-60 (hi & 0x1fffffff), arm32 bits 0-28.
-      const diff = arm64 ? (p.typeHi ^ hi) & 0xe0000000 : (p.typeLo ^ lo) & 0xe0000000;
-      if (diff !== 0) {
-        this.report(op, "type-bits", `type_info bits outside the GFN of mfn 0x${m.toString(16)} changed`, {
-          mfn: hex(m),
-          before: typeHex(lo, hi, arm64),
-          after: typeHex(p.typeLo, p.typeHi, arm64),
-        });
+    for (const m of this.hList) {
+      const b = bad.get(m);
+      if (b === undefined) continue;
+      const p = this.host.page(m)!;
+      this.report(op, "type-bits", `type_info bits outside the GFN of mfn 0x${m.toString(16)} changed`, {
+        mfn: hex(m),
+        before: typeHex(b[0], b[1], arm64),
+        after: typeHex(p.typeLo, p.typeHi, arm64),
+      });
+    }
+  }
+
+  /** (b) over `only` (null = every domain): the scan runs only when a leaf in scope is bad with a variant still to record. */
+  private refsInScope(op: number, only: Set<number> | null): void {
+    if (this.disabled.has("p2m-ref")) return;
+    for (const [d, set] of this.badLeaves) {
+      if (set.size === 0 || (only !== null && !only.has(d))) continue;
+      for (const l of set) {
+        if (this.reportable("p2m-ref", this.refSub(l))) {
+          this.checkRefs(op, only);
+          return;
+        }
       }
     }
+  }
+
+  /** The variant sub (b) would report for a bad leaf. */
+  private refSub(l: ShadowLeaf): string {
+    let sub = this.refProblem(l, l.domid, this.host.page(l.mfn));
+    if (sub === null) throw new Error(`fuzz: leaf d${l.domid} gfn 0x${l.gfn.toString(16)} -> mfn 0x${l.mfn.toString(16)} marked bad but (b) finds it fine`);
+    if (sub !== "" && this.orphans.has(l.mfn)) sub = `orphan-${this.orphans.get(l.mfn)}-${sub}`;
+    return sub;
+  }
+
+  /** (a) over `only` (null = every domain): the scan runs only when a domain in scope is bad and the variant is still to record. */
+  private xenheapGfnInScope(op: number, only: Set<number> | null): void {
+    let bad = false;
+    for (const d of this.host.domids()) {
+      if (only !== null && !only.has(d)) continue;
+      if (this.host.dying(d)) continue;
+      const st = this.xh.get(d)!;
+      if (st.pages.length === 0) continue;
+      this.shadow.of(d); // as the scan does (a domain's entry exists from its first check on)
+      if (st.dirty) {
+        st.bad = this.xenheapGfnBad(d, st);
+        st.dirty = false;
+      }
+      bad ||= st.bad;
+    }
+    if (bad && this.reportable("xenheap-gfn", "")) this.checkXenheapGfn(op, only);
+  }
+
+  /** checkXenheapGfn's verdict on one domain, from the reverse map. */
+  private xenheapGfnBad(d: number, st: XenheapState): boolean {
+    for (let k = 0; k < st.pages.length; k++) {
+      const m = st.pages[k];
+      const arr = st.arrs[k];
+      let n = 0;
+      let first = -1;
+      const r = this.rev.get(m);
+      if (r !== undefined) for (const l of r) if (l.domid === d && isRam(l.type)) (n++, (first = l.gfn));
+      let stored: number | null;
+      if (this.gfnInPage) {
+        const p = this.host.page(m, false);
+        if (p === null) continue;
+        stored = this.storedGfn(p);
+      } else if (arr !== null) {
+        stored = arr === undefined || BigInt(arr) === this.invalidGfn || Number(arr) === -1 ? -1 : this.num(arr);
+      } else stored = null;
+      if (n > 1) return true;
+      if (stored !== null && ((stored === -1 && n === 1) || (stored !== -1 && (n === 0 || first !== stored)))) return true;
+    }
+    return false;
+  }
+
+  /** GFN/HEAD: the GFN a xenheap page's type_info holds (-1 = INVALID). */
+  private storedGfn(p: PageView): number {
+    const inv = this.arm64 ? (p.typeHi & 0x1fffffff) === 0x1fffffff && p.typeLo === 0xffffffff : (p.typeLo & 0x1fffffff) === 0x1fffffff;
+    return inv ? -1 : this.arm64 ? (p.typeHi & 0x1fffffff) * 0x100000000 + p.typeLo : p.typeLo & 0x1fffffff;
   }
 
   private checkRefs(op: number, only: Set<number> | null): void {
@@ -599,8 +1095,7 @@ export class InvariantChecker {
         if (this.gfnInPage) {
           const p = this.host.page(m);
           if (p === null) continue;
-          const inv = this.arm64 ? (p.typeHi & 0x1fffffff) === 0x1fffffff && p.typeLo === 0xffffffff : (p.typeLo & 0x1fffffff) === 0x1fffffff;
-          stored = inv ? -1 : this.arm64 ? (p.typeHi & 0x1fffffff) * 0x100000000 + p.typeLo : p.typeLo & 0x1fffffff;
+          stored = this.storedGfn(p);
         } else if (arr !== null) {
           stored = arr === undefined || BigInt(arr) === this.invalidGfn || Number(arr) === -1 ? -1 : this.num(arr);
         } else stored = null;
@@ -662,8 +1157,8 @@ export class InvariantChecker {
   fullScan(op: number): void {
     const host = this.host;
     if (host.crash() !== null) return;
-    this.checkRefs(op, null);
-    this.checkXenheapGfn(op, null);
+    this.refsInScope(op, null);
+    this.xenheapGfnInScope(op, null);
     const arm64 = this.arm64;
     // (f) shadow == walk
     for (const d of host.domids()) {

@@ -3,7 +3,7 @@
 import { createMachine, type MachineImpl } from "../machine/machine.js";
 import type { DomainConfig, HypercallRequest, HypercallResult, MachineConfig } from "../machine/api.js";
 import type { LockGen } from "../locks/index.js";
-import type { FuzzHost, GrantView, LockFinding, P2mWrite, PageView } from "./host.js";
+import type { FrameTableLayout, FuzzHost, GrantView, LockFinding, P2mWrite, PageView } from "./host.js";
 import { defaultDomains, type FuzzDomainSpec } from "./generator.js";
 import type { WorldConfig } from "./replay.js";
 import { headerAddress, type InspectCore } from "../inspect/core-info.js";
@@ -357,6 +357,41 @@ export class MachineHost implements FuzzHost {
       this.auditSeen = c;
     }
     return out;
+  }
+
+  frameTable(): FrameTableLayout {
+    return { memory: this.m.core.memory, ptr: this.ftPtr, basePdx: this.ftBase, entrySize: this.piSize };
+  }
+
+  xenheapChanged(domid: number, seen: unknown[]): boolean {
+    // `seen` holds, flat: domain, grant table, nr grant / status frames, shared_info,
+    // then the frames and (PRE/HARDEN) the stored GFNs up to the nr counts.
+    const d = this.m.domain(domid);
+    const g = d?.grant ?? null;
+    const nrG = g === null ? -1 : g.nrGrantFrames;
+    const nrS = g === null ? -1 : g.nrStatusFrames;
+    const si = d === undefined ? undefined : d.sharedInfo;
+    const sg = g === null ? null : g.sharedGfn;
+    const tg = g === null ? null : g.statusGfn;
+    const len = 5 + (g === null ? 0 : nrG + nrS + (sg === null ? 0 : nrG) + (tg === null ? 0 : nrS));
+    let same = seen.length === len && seen[0] === d && seen[1] === g && seen[2] === nrG && seen[3] === nrS && seen[4] === si;
+    if (same && g !== null) {
+      let k = 5;
+      for (let i = 0; same && i < nrG; i++) same = seen[k++] === g.shared[i];
+      for (let i = 0; same && i < nrS; i++) same = seen[k++] === g.status[i];
+      if (sg !== null) for (let i = 0; same && i < nrG; i++) same = seen[k++] === sg[i];
+      if (tg !== null) for (let i = 0; same && i < nrS; i++) same = seen[k++] === tg[i];
+    }
+    if (same) return false;
+    seen.length = 0;
+    seen.push(d, g, nrG, nrS, si);
+    if (g !== null) {
+      for (let i = 0; i < nrG; i++) seen.push(g.shared[i]);
+      for (let i = 0; i < nrS; i++) seen.push(g.status[i]);
+      if (sg !== null) for (let i = 0; i < nrG; i++) seen.push(sg[i]);
+      if (tg !== null) for (let i = 0; i < nrS; i++) seen.push(tg[i]);
+    }
+    return true;
   }
 }
 
