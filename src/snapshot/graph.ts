@@ -112,6 +112,15 @@ export interface DecodeCtx {
 /** Decoded typed-array payloads by encoding node: a template (src/snapshot/template.ts) decodes the same nodes on every reset. */
 const taBytes = new WeakMap<object, Uint8Array>();
 
+function taPayload(e: { [k: string]: Enc }): Uint8Array {
+  let bytes = taBytes.get(e);
+  if (bytes === undefined) {
+    bytes = Buffer.from(e.d as string, "base64");
+    taBytes.set(e, bytes);
+  }
+  return bytes;
+}
+
 const isObj = (e: Enc): e is { [k: string]: Enc } => typeof e === "object" && e !== null && !Array.isArray(e);
 
 export class GraphDecoder {
@@ -138,11 +147,7 @@ export class GraphDecoder {
     if ("$ta" in e) {
       const C = (globalThis as any)[e.$ta as string];
       if (typeof C !== "function" || !ArrayBuffer.isView(C.prototype) && !(C.BYTES_PER_ELEMENT > 0)) this.bad(path, `unknown typed array ${e.$ta}`);
-      let bytes = taBytes.get(e);
-      if (bytes === undefined) {
-        bytes = Buffer.from(e.d as string, "base64");
-        taBytes.set(e, bytes);
-      }
+      const bytes = taPayload(e);
       const ab = new ArrayBuffer(bytes.length);
       new Uint8Array(ab).set(bytes);
       const t = new C(ab);
@@ -186,6 +191,22 @@ export class GraphDecoder {
     this.bad(path, "unrecognised value");
   }
 
+  /**
+   * A typed array of the same class and size that owns its whole buffer gets
+   * the bytes in place: an ArrayBuffer per field and reset is what a template
+   * reset would otherwise spend its time (and the GC's) on.
+   */
+  private fillTypedArray(cur: unknown, x: { [k: string]: Enc }): boolean {
+    if (!ArrayBuffer.isView(cur) || cur.constructor.name !== x.$ta || this.byId.has(x.id as number)) return false;
+    const bytes = taPayload(x);
+    const buf = cur.buffer as ArrayBuffer;
+    // Views into a larger buffer (or whole Wasm memories, 64 KiB pages) are not the field's own bytes.
+    if (cur.byteOffset !== 0 || cur.byteLength !== bytes.length || buf.byteLength !== bytes.length || buf.byteLength % 65536 === 0) return false;
+    new Uint8Array(buf).set(bytes);
+    this.byId.set(x.id as number, cur);
+    return true;
+  }
+
   /** Update `live` (an object of the same class) from `e` in place. */
   patch(live: any, e: Enc, path: string): void {
     if (!isObj(e) || !("$o" in e)) this.bad(path, "expected an object");
@@ -205,6 +226,7 @@ export class GraphDecoder {
         continue;
       }
       if (typeof cur === "function") continue;
+      if (isObj(x) && "$ta" in x && this.fillTypedArray(cur, x)) continue;
       if (isObj(x) && "$id" in x && cur && typeof cur === "object" && this.byId.get(x.$id as number) === cur) continue;
       if (isObj(x) && "$o" in x && cur && typeof cur === "object" && (cur.constructor?.name ?? "Object") === x.$o && !Object.isFrozen(cur)) {
         this.patch(cur, x, `${path}.${k}`);
