@@ -36,6 +36,14 @@ const dual = dualIn((src) => eval(src));
 
 const big = (v: bigint | number | undefined): bigint => (v === undefined ? 0n : BigInt(v));
 
+/**
+ * A guest's xen_ulong_t argument as Xen's unsigned long (`inv` = all ones of
+ * the arch width). Values already in range are returned as they are: the
+ * mask would allocate a new BigInt on every call.
+ */
+const ulong = (v: bigint | number | undefined, inv: bigint): bigint =>
+  typeof v === "bigint" && v >= 0n && v <= inv ? v : big(v) & inv;
+
 // ---- domain lookup / XSM dummy policy ----------------------------------------------
 
 /** rcu_lock_domain_by_any_id: DOMID_SELF = caller; system domains are not in the hash. */
@@ -140,8 +148,8 @@ const addToPhysmap = dual(function* addToPhysmap(m: MachineImpl, req: Req<"XENME
   const p = xatpPermissionCheck(caller, d, space);
   if (p) return p;
   const inv = m.INVALID;
-  const idx = big(req.idx) & inv;
-  const gpfn = big(req.gpfn) & inv;
+  const idx = ulong(req.idx, inv);
+  const gpfn = ulong(req.gpfn, inv);
   if (gpfn === inv) return -EINVAL;
   if (space !== XENMAPSPACE.gmfn_range) return yield* addToPhysmapOne(m, cpu, caller, d, space, 0x7ff4 /* DOMID_INVALID */, idx, gpfn);
   const size = BigInt((req.size ?? 0) & 0xffff);
@@ -261,8 +269,8 @@ const addToPhysmapBatch = dual(function* addToPhysmapBatch(m: MachineImpl, req: 
   const inv = m.INVALID;
   for (let i = start; i < size; i++) {
     if (i >= req.idxs.length || i >= req.gpfns.length) return { rc: -14, errs }; // -EFAULT: beyond the guest arrays
-    const idx = big(req.idxs[i]) & inv;
-    const gpfn = big(req.gpfns[i]) & inv;
+    const idx = ulong(req.idxs[i], inv);
+    const gpfn = ulong(req.gpfns[i], inv);
     if (gpfn === inv) return { rc: -EINVAL, errs };
     errs[i] = yield* addToPhysmapOne(m, cpu, caller, d, space, extra, idx, gpfn);
   }
@@ -277,7 +285,7 @@ const removeFromPhysmap = dual(function* removeFromPhysmap(m: MachineImpl, req: 
   if (!d) return -ESRCH;
   const x = xsmTarget(caller, d);
   if (x) return x;
-  const gpfn = big(req.gpfn) & m.INVALID;
+  const gpfn = ulong(req.gpfn, m.INVALID);
   const page = yield* m.getPageFromGfn(cpu, d, gpfn, { t: 0 });
   if (page === m.INVALID) return -ENOENT;
   // guest_physmap_remove_page -> p2m_remove_mapping (inlined: one generator level less)
@@ -319,7 +327,7 @@ const reservationOp = dual(function* reservationOp(m: MachineImpl, req: Req<"XEN
       if (mfn === inv) break;
       continue;
     }
-    const gpfn = big(req.extent_start[i]) & inv;
+    const gpfn = ulong(req.extent_start[i], inv);
     if (req.op === "XENMEM_populate_physmap") {
       if (pod) break; // guest_physmap_mark_populate_on_demand → -ENOSYS
       let mfn: bigint;
@@ -423,7 +431,7 @@ const acquireResource = dual(function* acquireResource(m: MachineImpl, req: Req<
     if (!ok) { rc = -EINVAL; break; }
     for (let i = 0; i < done; i++) {
       if (s + i >= req.frame_list.length) { rc = -14; break; }
-      const gfn = big(req.frame_list[s + i]) & m.INVALID;
+      const gfn = ulong(req.frame_list[s + i], m.INVALID);
       rc = yield* setForeignP2mEntry(m, cpu, caller, d, gfn, mfns[i]);
       if (rc && i) rc = -EIO;
       if (rc) break;

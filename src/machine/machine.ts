@@ -4,7 +4,7 @@
 import { createCoreInstance, type CoreExports } from "../core/wasm.js";
 import {
   GfnAudit, LockAssertionError, LockBugError, LockDep, RecursiveSpinLock, RwLock, SpinLock,
-  assertWriteLocked, dualIn, dualMethods, runToCompletion, runTwin, type LockGen,
+  assertWriteLocked, dualIn, dualMethods, runToCompletion, runTwin, twinMode, type LockGen,
 } from "../locks/index.js";
 import { policyFor, type RevisionPolicy } from "../revisions/index.js";
 import { GrantTable, grantTableDestroy, grantTableInit } from "../grant/index.js";
@@ -522,8 +522,13 @@ export class MachineImpl {
     this.lockdep.setContext(cpu, op);
     let w = this.where[cpu];
     if (w === undefined) this.where[cpu] = w = [];
-    else if (w.length !== 0) w.length = 0;
-    w.push(op);
+    // A finished hypercall leaves just its own name: overwrite it rather than
+    // truncate (setting length costs more than the rest of enter()).
+    if (w.length === 1) w[0] = op;
+    else {
+      if (w.length !== 0) w.length = 0;
+      w.push(op);
+    }
   }
 
   leave(cpu: number): void {
@@ -539,7 +544,15 @@ export class MachineImpl {
 
   /** Runs alone: the handlers' synchronous twins (src/locks/twin.ts). */
   hypercall(req: HypercallRequest, opts: CallOptions): HypercallResult {
-    const r = runTwin(() => this.hypercallGen(req, opts));
+    // runTwin inlined: no closure per call.
+    const outer = twinMode.on;
+    twinMode.on = true;
+    let r: HypercallResult;
+    try {
+      r = this.hypercallGen(req, opts) as unknown as HypercallResult;
+    } finally {
+      twinMode.on = outer;
+    }
     if (this.zombies.length !== 0) this.reapZombies();
     return r;
   }

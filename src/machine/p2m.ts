@@ -43,8 +43,10 @@ export class CoreP2m implements P2mBackend {
     this.u32 = new Uint32Array(core.memory.buffer);
   }
 
+  // memory.buffer is a slow getter (~40 ns, more than the walk): a grow
+  // detaches the old buffer, which leaves the view with length 0.
   private view(): Uint32Array {
-    if (this.u32.buffer !== this.c.memory.buffer) this.u32 = new Uint32Array(this.c.memory.buffer);
+    if (this.u32.length === 0) this.u32 = new Uint32Array(this.c.memory.buffer);
     return this.u32;
   }
 
