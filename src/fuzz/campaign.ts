@@ -1,11 +1,15 @@
-// Fuzz campaigns: many episodes (fresh machine + generated op stream each),
-// spread over worker_threads (one Wasm instance per worker), with a progress
-// bar, reproducers (shrunk) and a JSON summary.
+// Fuzz campaigns: many episodes (the world's initial state + a generated op
+// stream each), spread over worker_threads (each with its own machines, reset
+// between episodes: machine-host.ts), with a progress bar, reproducers
+// (shrunk) and a JSON summary.
 //
 // Seed space: episode e of a campaign with base seed S has seed
-// episodeSeed(S, e). Shard i/n takes the episodes e with e % n == i; inside a
-// shard, worker w of W takes every W-th of those. So the set of episodes run
-// is independent of the worker count, and shards partition the space.
+// episodeSeed(S, e). Shard i/n takes the episodes e with e % n == i, its k-th
+// being e = i + n * k, and runs k = 0, 1, ... while k * episodeOps < ops
+// (the last one shortened to the budget). The workers claim the k in order
+// from one shared counter, so a worker slowed down by the rest of the machine
+// never leaves the others idle at the end, the set of episodes run is
+// independent of the worker count, and shards partition the space.
 
 import { Worker } from "node:worker_threads";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -21,7 +25,7 @@ import { reproToRunDocument } from "./runfmt.js";
 export interface CampaignOptions {
   revision: Revision;
   arch?: Arch;
-  /** Total ops (steps) to run across workers (default 100000). */
+  /** Total ops (steps) to run across workers (default 100000); an episode that crashes the hypervisor ends early and leaves its rest unused. */
   ops?: number;
   seed?: number;
   /** worker_threads; 0 = run in this thread (default 1). */
@@ -30,7 +34,7 @@ export interface CampaignOptions {
   shard?: { index: number; count: number };
   /** Output directory for reproducers + summary.json (none if omitted). */
   outDir?: string;
-  /** Ops per episode (fresh machine each; default 400). */
+  /** Ops per episode (default 400). */
   episodeOps?: number;
   /** Stop everything once every invariant or variant listed (see matches()) has been seen, or any with "any". */
   stopWhen?: string[] | "any";
@@ -97,11 +101,14 @@ export interface WorkerJob {
   episodeOps: number;
   interleave: boolean;
   fullEvery: number;
-  /** Episode indices e = first + k * stride. */
+  /** The k-th episode is e = first + k * stride. */
   first: number;
   stride: number;
+  /** Op budget: episode k runs min(episodeOps, ops - k * episodeOps) steps, while that is positive. */
   ops: number;
   deadline: number;
+  /** The next k to run, shared by the workers of a campaign (Atomics on a SharedArrayBuffer); without it the loop runs every k itself. */
+  next?: Int32Array;
 }
 
 /** The loop run by each worker (or inline). */
@@ -111,9 +118,13 @@ export async function workerLoop(job: WorkerJob, post: (m: WorkerMsg) => void, s
   const started = performance.now();
   let lastProgress = Date.now();
   const seen = new Set<string>();
-  for (let e = job.first; ops < job.ops && !shouldStop() && Date.now() < job.deadline; e += job.stride) {
-    const seed = episodeSeed(job.seed, e);
-    const n = Math.min(job.episodeOps, job.ops - ops);
+  const next = job.next ?? new Int32Array(1);
+  while (!shouldStop() && Date.now() < job.deadline) {
+    const k = Atomics.add(next, 0, 1);
+    const start = k * job.episodeOps;
+    if (k < 0 || start >= job.ops) break;
+    const seed = episodeSeed(job.seed, job.first + job.stride * k);
+    const n = Math.min(job.episodeOps, job.ops - start);
     const res = await runSeed(job.world, seed, n, { interleave: job.interleave, fullEvery: job.fullEvery });
     for (const v of res.violations) {
       const key = baseVariant(v);
@@ -239,7 +250,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
     const vi = Object.values(summary.violations).reduce((a, v) => a + (v?.count ?? 0), 0);
     progress.draw(opsBy.reduce((a, b) => a + b, 0), t0, vi);
   };
-  const per = Math.ceil(total / nThreads);
+  const next = new Int32Array(new SharedArrayBuffer(4));
   const jobs: WorkerJob[] = [];
   for (let w = 0; w < nThreads; w++) {
     jobs.push({
@@ -248,10 +259,11 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
       episodeOps: opts.episodeOps ?? 400,
       interleave: opts.interleave ?? false,
       fullEvery: opts.fullEvery ?? 128,
-      first: shard.index + shard.count * w,
-      stride: shard.count * nThreads,
-      ops: Math.min(per, total - per * w),
+      first: shard.index,
+      stride: shard.count,
+      ops: total,
       deadline,
+      next,
     });
   }
   if (workers === 0) {

@@ -1,5 +1,5 @@
-// worker_threads entry of a fuzz campaign: one Wasm instance per episode,
-// one worker per thread. Works from tsx source (spawned with
+// worker_threads entry of a fuzz campaign: one worker per thread, its
+// machines reused across episodes (acquireFuzzHost). Works from tsx source (spawned with
 // `--import tsx`) and from compiled JS.
 
 import { parentPort, workerData } from "node:worker_threads";

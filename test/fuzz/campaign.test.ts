@@ -47,6 +47,19 @@ describe("fuzz campaigns", () => {
     expect((msgs.at(-1) as { ops: number }).ops).toBe(120);
   });
 
+  it("workers claim episodes from one counter: 0, 1 or 2 workers run the same episodes, and find the same", async () => {
+    const run = (workers: number) => runCampaign({ revision: "pre", ops: 3000, seed: 11, workers, episodeOps: 200, progress: false });
+    const counts = (s: Awaited<ReturnType<typeof run>>) => Object.fromEntries(Object.entries(s.variants).map(([k, v]) => [k, v.count]).sort());
+    const [a, b, c] = [await run(0), await run(1), await run(2)];
+    expect(a.episodes).toBe(15);
+    expect(a.violations.crash).toBeDefined(); // an episode cut short by a hypervisor crash is among them
+    expect(a.opsRun).toBeLessThan(3000);
+    for (const s of [b, c]) {
+      expect([s.episodes, s.opsRun]).toEqual([a.episodes, a.opsRun]);
+      expect(counts(s)).toEqual(counts(a));
+    }
+  });
+
   it("CLI: fuzz --shard, fuzz merge", async () => {
     const out = mkdtempSync(join(tmpdir(), "xenmm-fuzz-cli-"));
     const a = join(out, "a"), b = join(out, "b");
