@@ -322,6 +322,51 @@ class FrameWatch {
     return nd;
   }
 
+  /** Reads linear memory (the host told where the frame table is). */
+  get direct(): boolean {
+    return this.mem !== null;
+  }
+
+  /** count_info / type_info of a valid frame into `pv` (owner untouched). */
+  words(mfn: number, pv: PageView): void {
+    const u = this.view();
+    const w = (this.ptr + (mfn - this.base) * this.size) >>> 2;
+    if (this.arm64) {
+      pv.countLo = u[w + 4];
+      pv.countHi = u[w + 5];
+      pv.typeLo = u[w + 6];
+      pv.typeHi = u[w + 7];
+    } else {
+      pv.countLo = u[w + 2];
+      pv.countHi = 0;
+      pv.typeLo = u[w + 3];
+      pv.typeHi = 0;
+    }
+  }
+
+  /** Frames in RAM whose PGC_state is not free, in MFN order, into `out`. */
+  inUse(out: number[]): void {
+    out.length = 0;
+    if (this.mem === null) {
+      const c = new Uint32Array(2);
+      for (let m = this.lo; m < this.hi; m++) if (this.host.countInto(m, c) && !countFree(c, this.arm64)) out.push(m);
+      return;
+    }
+    const u = this.view();
+    const stride = this.size >>> 2;
+    let w = ((this.ptr + (this.lo - this.base) * this.size) >>> 2) + (this.arm64 ? 5 : 2);
+    for (let m = this.lo; m < this.hi; m++, w += stride) if (((u[w] >>> 23) & 3) !== 3) out.push(m);
+  }
+
+  /** The owner field (v) of `mfn` as one number; NaN when it does not fit (or is not readable). */
+  ownerKey(mfn: number): number {
+    if (this.mem === null) return NaN;
+    const u = this.view();
+    const w = ((this.ptr + (mfn - this.base) * this.size) >>> 2) + (this.arm64 ? 8 : 4);
+    if (!this.arm64) return u[w];
+    return u[w + 1] < 0x200000 ? u[w + 1] * 0x100000000 + u[w] : NaN;
+  }
+
   private read(mfn: number, out: Uint32Array, o: number): void {
     if (this.mem === null) {
       const p = this.host.page(mfn)!;
@@ -368,6 +413,12 @@ class FrameWatch {
   }
 }
 
+/** The low 32 bits of an index (unsigned), as Number(BigInt(v) & 0xffffffffn). */
+function idx32(v: bigint | number): number {
+  if (typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0xffffffff) return v;
+  return Number(BigInt(v) & 0xffffffffn);
+}
+
 const NO_SNAPSHOT: Map<number, [number, number, number]> = new Map();
 
 /** A live domain's xenheap frames and the (a) verdict on them. */
@@ -385,13 +436,45 @@ interface XenheapState {
 
 /** The "frames an op concerns" and "GFNs it targets" in one domain. */
 interface Scope {
-  /** domid -> targeted GFNs (null = all, e.g. destroy). */
-  gfns: Map<number, Set<number> | null>;
+  /** Targeted GFNs as [domid, first gfn, count] triples (flat). */
+  gfns: number[];
+  /** Domains targeted as a whole (destroy). */
+  whole: Set<number>;
   mfns: Set<number>;
   /** (domid, gfn, mfn) a decrease_reservation asked to give back. */
   decreased: Array<[number, number, number]>;
-  /** "domid:gfn" targeted by a decrease_reservation (what gets removed there was given back). */
-  decreaseAt: Set<string>;
+  /** GFNs targeted by a decrease_reservation (what gets removed there was given back), as triples like `gfns`. */
+  decreaseAt: number[];
+}
+
+/** Domains a check looks at. */
+interface DomainSet {
+  has(domid: number): boolean;
+}
+
+/** A set of a few domids, cleared every op without allocating. */
+class SmallSet implements DomainSet {
+  private readonly ids: number[] = [];
+  private n = 0;
+
+  add(d: number): void {
+    if (!this.has(d)) this.ids[this.n++] = d;
+  }
+
+  has(d: number): boolean {
+    for (let i = 0; i < this.n; i++) if (this.ids[i] === d) return true;
+    return false;
+  }
+
+  clear(): void {
+    this.n = 0;
+  }
+}
+
+/** Is `gfn` of `domid` in one of the [domid, first, count] triples? */
+function inRanges(t: number[], domid: number, gfn: number): boolean {
+  for (let i = 0; i < t.length; i += 3) if (t[i] === domid && gfn >= t[i + 1] && gfn < t[i + 1] + t[i + 2]) return true;
+  return false;
 }
 
 export class InvariantChecker {
@@ -406,7 +489,7 @@ export class InvariantChecker {
   /** Destroyed domains whose final destruction (zombie reaping) is still to be checked. */
   private readonly pendingTeardown = new Set<number>();
   /** Domains whose P2M or grant state the current step may have changed. */
-  private readonly touched = new Set<number>();
+  private readonly touched = new SmallSet();
   private readonly cnt = new Uint32Array(2);
   /** Frames of destroyed domains that other domains still map (foreign): mfn -> "ram" | "xenheap". */
   private readonly orphans = new Map<number, string>();
@@ -459,7 +542,10 @@ export class InvariantChecker {
   private curOp = 0;
   private curResults: Array<{ call: FuzzCall; result: HypercallResult | undefined; expectOk: string | null }> = [];
   private readonly changedMfns: number[] = [];
-  private readonly scopeObj: Scope = { gfns: new Map(), mfns: new Set(), decreased: [], decreaseAt: new Set() };
+  private readonly inUseBuf: number[] = [];
+  private readonly pv: PageView = { countLo: 0, countHi: 0, typeLo: 0, typeHi: 0, owner: 0 };
+  private readonly ownerCache = new Map<number, number>();
+  private readonly scopeObj: Scope = { gfns: [], whole: new Set(), mfns: new Set(), decreased: [], decreaseAt: [] };
 
   constructor(readonly host: FuzzHost, opts: CheckerOptions = {}) {
     this.fullEvery = opts.fullEvery ?? 64;
@@ -572,7 +658,7 @@ export class InvariantChecker {
     this.pending = [];
     for (const l of q) {
       if (!l.live) continue;
-      const bad = (isRam(l.type) || isForeign(l.type) || isGrant(l.type)) && this.refProblem(l, l.domid, this.host.page(l.mfn)) !== null;
+      const bad = (isRam(l.type) || isForeign(l.type) || isGrant(l.type)) && this.refProblem(l, l.domid, this.pageNow(l.mfn)) !== null;
       if (bad !== l.bad) this.setBad(l, bad);
     }
   }
@@ -592,18 +678,15 @@ export class InvariantChecker {
     const host = this.host;
     const ids = host.domids();
     let domsChanged = ids.length !== this.lastIds.length;
-    for (let i = 0; i < ids.length; i++) {
-      const dy = host.dying(ids[i]);
-      if (!domsChanged && (ids[i] !== this.lastIds[i] || dy !== this.lastDying[i])) domsChanged = true;
-      this.lastDying[i] = dy;
-    }
-    this.lastDying.length = ids.length;
+    for (let i = 0; i < ids.length && !domsChanged; i++) domsChanged = ids[i] !== this.lastIds[i] || host.dying(ids[i]) !== this.lastDying[i];
+    if (domsChanged) this.lastDying = ids.map((d) => host.dying(d));
     this.lastIds = ids;
+    if (domsChanged && this.ownerCache.size > 0) this.ownerCache.clear();
     // Changed frame records: (h) compares them with the copies, then (a)/(b) re-evaluate.
     const fw = this.frames;
     const nd = fw.diff();
     const changed = this.changedMfns;
-    changed.length = 0;
+    if (changed.length > 0) changed.length = 0;
     let hBad: Map<number, [number, number]> | null = null;
     for (let k = 0; k < nd; k++) {
       const slot = fw.dirty[k];
@@ -611,7 +694,7 @@ export class InvariantChecker {
       changed.push(m);
       if (!initial && this.gfnInPage && this.hOwner.has(m)) {
         const lo = fw.cached(slot, 2), hi = fw.cached(slot, 3);
-        const p = host.page(m);
+        const p = this.pageNow(m);
         if (p !== null && p.owner === this.hOwner.get(m) && !pageFree(p, this.arm64)) {
           const diff = this.arm64 ? (p.typeHi ^ hi) & 0xe0000000 : (p.typeLo ^ lo) & 0xe0000000;
           if (diff !== 0) (hBad ??= new Map()).set(m, [lo, hi]);
@@ -662,8 +745,8 @@ export class InvariantChecker {
     }
     // (h) compares owners with the ones at the start of the step.
     if (this.gfnInPage) {
-      for (const m of changed) if (this.xhAll.has(m)) this.hOwner.set(m, host.page(m)!.owner);
-      for (const m of this.hList) if (domsChanged || !this.hOwner.has(m)) this.hOwner.set(m, host.page(m)!.owner);
+      for (const m of changed) if (this.xhAll.has(m)) this.hOwner.set(m, this.pageNow(m)!.owner);
+      if (listsChanged) for (const m of this.hList) if (domsChanged || !this.hOwner.has(m)) this.hOwner.set(m, this.pageNow(m)!.owner);
     }
   }
 
@@ -680,13 +763,7 @@ export class InvariantChecker {
   }
 
   private addGfn(s: Scope, domid: number, g: bigint | number): void {
-    let set = s.gfns.get(domid);
-    if (set === null) return;
-    if (set === undefined) {
-      set = new Set();
-      s.gfns.set(domid, set);
-    }
-    set.add(this.num(g));
+    s.gfns.push(domid, this.num(g), 1);
   }
 
   private grantFrameMfn(domid: number, idx: number): number | null {
@@ -711,7 +788,7 @@ export class InvariantChecker {
       case "XENMEM_add_to_physmap": {
         const d = this.resolveDom(caller, req.domid);
         this.addGfn(s, d, req.gpfn);
-        const idx = Number(BigInt(req.idx) & 0xffffffffn);
+        const idx = idx32(req.idx);
         if (req.space === XENMAPSPACE_grant_table) {
           const m = this.grantFrameMfn(d, idx);
           if (m !== null) s.mfns.add(m);
@@ -726,7 +803,7 @@ export class InvariantChecker {
         for (const g of req.gpfns) this.addGfn(s, d, g);
         if (req.space === XENMAPSPACE_grant_table) {
           for (const i of req.idxs) {
-            const m = this.grantFrameMfn(d, Number(BigInt(i) & 0xffffffffn));
+            const m = this.grantFrameMfn(d, idx32(i));
             if (m !== null) s.mfns.add(m);
           }
         }
@@ -742,15 +819,18 @@ export class InvariantChecker {
         const order = req.extent_order ?? 0;
         if (order > 9) break;
         const sm = this.shadow.of(d);
+        const n = 1 << order;
+        const decrease = req.op === "XENMEM_decrease_reservation";
         for (const g of req.extent_start) {
           const base = this.num(g);
-          for (let k = 0; k < 1 << order; k++) {
-            this.addGfn(s, d, base + k);
+          // base + k goes through num() (wrapping at the arch width) unless it cannot leave the range as it is.
+          if (base >= 0 && base + n - 1 <= (this.arm64 ? Number.MAX_SAFE_INTEGER : 0xffffffff)) s.gfns.push(d, base, n);
+          else for (let k = 0; k < n; k++) this.addGfn(s, d, base + k);
+          if (!decrease) continue;
+          s.decreaseAt.push(d, base, n);
+          for (let k = 0; k < n; k++) {
             const l = sm.get(base + k);
-            if (req.op === "XENMEM_decrease_reservation") {
-              s.decreaseAt.add(`${d}:${base + k}`);
-              if (l !== undefined) s.decreased.push([d, base + k, l.mfn]);
-            }
+            if (l !== undefined) s.decreased.push([d, base + k, l.mfn]);
           }
         }
         break;
@@ -770,17 +850,20 @@ export class InvariantChecker {
 
   /** The scope of the next step (one object, reused: a scope lives for one step). */
   newScope(): Scope {
+    // (Map/Set clear() allocates a new table even when empty.)
     const s = this.scopeObj;
-    s.gfns.clear();
-    s.mfns.clear();
-    s.decreased.length = 0;
-    s.decreaseAt.clear();
+    // (Setting an array's length is a runtime call even when it is 0 already.)
+    if (s.gfns.length > 0) s.gfns.length = 0;
+    if (s.whole.size > 0) s.whole.clear();
+    if (s.mfns.size > 0) s.mfns.clear();
+    if (s.decreased.length > 0) s.decreased.length = 0;
+    if (s.decreaseAt.length > 0) s.decreaseAt.length = 0;
     return s;
   }
 
   /** Mark a whole domain as in scope (destroy). */
   scopeDomain(s: Scope, domid: number): void {
-    s.gfns.set(domid, null);
+    s.whole.add(domid);
   }
 
   // ---- pre-op snapshot for (e) and (h) -------------------------------------------------
@@ -932,9 +1015,8 @@ export class InvariantChecker {
   /** (d) for one mapping the step's P2M writes removed or replaced. */
   private collateral(domid: number, gfn: number, old: Leaf): void {
     const scope = this.curScope!;
-    if (scope.decreaseAt.size > 0 && scope.decreaseAt.has(`${domid}:${gfn}`)) this.release(old.mfn);
-    const gs = scope.gfns.get(domid);
-    const ok = gs === null || (gs !== undefined && gs.has(gfn)) || scope.mfns.has(old.mfn) || this.host.dying(domid);
+    if (scope.decreaseAt.length > 0 && inRanges(scope.decreaseAt, domid, gfn)) this.release(old.mfn);
+    const ok = scope.whole.has(domid) || inRanges(scope.gfns, domid, gfn) || scope.mfns.has(old.mfn) || this.host.dying(domid);
     if (!ok) {
       this.report(this.curOp, "p2m-collateral", `d${domid} lost its mapping gfn 0x${gfn.toString(16)} -> mfn 0x${old.mfn.toString(16)} (type ${old.type}), which the op neither targets nor concerns`, {
         domid,
@@ -962,7 +1044,7 @@ export class InvariantChecker {
   }
 
   /** (b) over `only` (null = every domain): the scan runs only when a leaf in scope is bad with a variant still to record. */
-  private refsInScope(op: number, only: Set<number> | null): void {
+  private refsInScope(op: number, only: DomainSet | null): void {
     if (this.disabled.has("p2m-ref")) return;
     for (const [d, set] of this.badLeaves) {
       if (set.size === 0 || (only !== null && !only.has(d))) continue;
@@ -977,14 +1059,14 @@ export class InvariantChecker {
 
   /** The variant sub (b) would report for a bad leaf. */
   private refSub(l: ShadowLeaf): string {
-    let sub = this.refProblem(l, l.domid, this.host.page(l.mfn));
+    let sub = this.refProblem(l, l.domid, this.pageNow(l.mfn));
     if (sub === null) throw new Error(`fuzz: leaf d${l.domid} gfn 0x${l.gfn.toString(16)} -> mfn 0x${l.mfn.toString(16)} marked bad but (b) finds it fine`);
     if (sub !== "" && this.orphans.has(l.mfn)) sub = `orphan-${this.orphans.get(l.mfn)}-${sub}`;
     return sub;
   }
 
   /** (a) over `only` (null = every domain): the scan runs only when a domain in scope is bad and the variant is still to record. */
-  private xenheapGfnInScope(op: number, only: Set<number> | null): void {
+  private xenheapGfnInScope(op: number, only: DomainSet | null): void {
     let bad = false;
     for (const d of this.host.domids()) {
       if (only !== null && !only.has(d)) continue;
@@ -1012,7 +1094,7 @@ export class InvariantChecker {
       if (r !== undefined) for (const l of r) if (l.domid === d && isRam(l.type)) (n++, (first = l.gfn));
       let stored: number | null;
       if (this.gfnInPage) {
-        const p = this.host.page(m, false);
+        const p = this.pageNow(m);
         if (p === null) continue;
         stored = this.storedGfn(p);
       } else if (arr !== null) {
@@ -1030,7 +1112,7 @@ export class InvariantChecker {
     return inv ? -1 : this.arm64 ? (p.typeHi & 0x1fffffff) * 0x100000000 + p.typeLo : p.typeLo & 0x1fffffff;
   }
 
-  private checkRefs(op: number, only: Set<number> | null): void {
+  private checkRefs(op: number, only: DomainSet | null): void {
     const arm64 = this.arm64;
     for (const [domid, m] of this.shadow.doms) {
       if (only !== null && !only.has(domid)) continue;
@@ -1067,7 +1149,7 @@ export class InvariantChecker {
     }
   }
 
-  private checkXenheapGfn(op: number, only: Set<number> | null): void {
+  private checkXenheapGfn(op: number, only: DomainSet | null): void {
     for (const d of this.host.domids()) {
       if (only !== null && !only.has(d)) continue;
       if (this.host.dying(d)) continue;
@@ -1119,14 +1201,38 @@ export class InvariantChecker {
     return l === undefined ? "hole" : `holds mfn 0x${l.mfn.toString(16)} type ${l.type}`;
   }
 
+  /**
+   * page(mfn) as of now, in a record reused by the next call. Owners are
+   * cached by owner field until the set of domains changes (an owner is the
+   * domain in the slot the field points at).
+   */
+  private pageNow(mfn: number): PageView | null {
+    const fw = this.frames;
+    if (!fw.direct) return this.host.page(mfn);
+    if (!fw.valid(mfn)) return null;
+    const pv = this.pv;
+    fw.words(mfn, pv);
+    pv.owner = this.ownerOf(mfn, this.ownerCache);
+    return pv;
+  }
+
+  /** page(mfn).owner, looked up once per distinct owner field while `cache` lives (the owner is a function of that field). */
+  private ownerOf(mfn: number, cache: Map<number, number>): number {
+    const key = this.frames.ownerKey(mfn);
+    if (Number.isNaN(key)) return this.host.page(mfn)!.owner;
+    let o = cache.get(key);
+    if (o === undefined) cache.set(key, (o = this.host.page(mfn)!.owner));
+    return o;
+  }
+
   private checkTeardown(op: number, domid: number): void {
-    const [lo, hi] = this.host.ramRange();
     let left = 0;
     let first = -1;
-    for (let m = lo; m < hi; m++) {
-      if (!this.host.countInto(m, this.cnt) || countFree(this.cnt, this.arm64)) continue;
-      const p = this.host.page(m)!;
-      if (p.owner === domid) {
+    const used = this.inUseBuf;
+    this.frames.inUse(used);
+    const owners = new Map<number, number>();
+    for (const m of used) {
+      if (this.ownerOf(m, owners) === domid) {
         if (first < 0) first = m;
         left++;
       }
@@ -1216,14 +1322,17 @@ export class InvariantChecker {
       for (const l of m.values()) if (isForeign(l.type)) foreign.set(l.mfn, (foreign.get(l.mfn) ?? 0) + 1);
     }
     const live = new Set(host.domids());
-    const [lo, hi] = host.ramRange();
-    for (let mfn = lo; mfn < hi; mfn++) {
+    const used = this.inUseBuf;
+    this.frames.inUse(used);
+    const owners = new Map<number, number>();
+    for (const mfn of used) {
       const c = this.cnt;
-      if (!host.countInto(mfn, c) || countFree(c, arm64)) continue;
+      host.countInto(mfn, c);
       if ((arm64 ? (c[1] & 0x803fffff) === 0 && c[0] === 0 : (c[0] & 0x803fffff) === 0) && !foreign.has(mfn)) continue; // count 0, not allocated
+      const owner = this.ownerOf(mfn, owners);
+      if (owner < 0 || !live.has(owner)) continue;
+      if (host.dying(owner)) continue;
       const p = host.page(mfn)!;
-      if (p.owner < 0 || !live.has(p.owner)) continue;
-      if (host.dying(p.owner)) continue;
       const want = (pageAllocated(p, arm64) ? 1 : 0) + (foreign.get(mfn) ?? 0);
       const got = pageCount(p, arm64);
       if (got !== want) {
