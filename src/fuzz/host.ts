@@ -104,4 +104,6 @@ export interface FuzzHost {
    * views of domains that did not change.
    */
   xenheapChanged?(domid: number, seen: unknown[]): boolean;
+  /** walkP2m(domid) and tablePages(domid) from one walk of the tables; null when walkP2m is. */
+  walkP2mTables?(domid: number): { leaves: number[]; tables: { tables: number[]; expected: number } | null } | null;
 }

@@ -1267,8 +1267,14 @@ export class InvariantChecker {
     this.xenheapGfnInScope(op, null);
     const arm64 = this.arm64;
     // (f) shadow == walk
+    const tablesOf = new Map<number, { tables: number[]; expected: number } | null>();
     for (const d of host.domids()) {
-      const w = host.walkP2m(d);
+      let w: number[] | null;
+      if (host.walkP2mTables !== undefined) {
+        const wt = host.walkP2mTables(d);
+        w = wt === null ? null : wt.leaves;
+        if (wt !== null && host.tablePages) tablesOf.set(d, wt.tables);
+      } else w = host.walkP2m(d);
       if (w === null) continue;
       const sm = this.shadow.of(d);
       let n = 0;
@@ -1298,7 +1304,7 @@ export class InvariantChecker {
       const leafMfns = new Set<number>();
       for (const m of this.shadow.doms.values()) for (const l of m.values()) leafMfns.add(l.mfn);
       for (const d of host.domids()) {
-        const tp = host.tablePages(d);
+        const tp = tablesOf.has(d) ? tablesOf.get(d)! : host.tablePages(d);
         if (tp === null) continue;
         let bad: string | null = null;
         for (const t of tp.tables) {

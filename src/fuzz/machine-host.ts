@@ -363,6 +363,46 @@ export class MachineHost implements FuzzHost {
     return { memory: this.m.core.memory, ptr: this.ftPtr, basePdx: this.ftBase, entrySize: this.piSize };
   }
 
+  walkP2mTables(domid: number): { leaves: number[]; tables: { tables: number[]; expected: number } | null } | null {
+    const d = this.m.domain(domid);
+    if (d === undefined) return null;
+    if (this.useLog === null) this.useLog = this.enableLog();
+    if (!this.useLog || this.hdr < 0) return { leaves: this.walkRuns(domid), tables: null };
+    const c = this.m.core as any;
+    const leaves: number[] = [];
+    const tables: number[] = [];
+    // The same walk as walkTables (same order), over a Uint32Array and without closures.
+    let u = this.walkU32;
+    if (u === null || u.length === 0) u = this.walkU32 = new Uint32Array(this.m.core.memory.buffer);
+    const rootLevel = u[(this.hdr + 96) >>> 2];
+    const rootPages = 1 << u[(this.hdr + 100) >>> 2];
+    const rec = u[(this.hdr + 152) >>> 2] + d.slot * 256;
+    if (((this.hdr | rec) & 3) !== 0) return { leaves: this.walkTables(d.slot), tables: this.tablePages(domid) };
+    for (let r = 0; r < rootPages; r++) {
+      const t = u[(rec + 152 + 4 * r) >>> 2];
+      if (t !== 0) this.walkInto(u, t, rootLevel, r * 512 * 2 ** (9 * (3 - rootLevel)), leaves, tables);
+    }
+    return { leaves, tables: typeof c.p2m_nr_table_pages === "function" ? { tables, expected: c.p2m_nr_table_pages(d.slot) } : null };
+  }
+
+  private walkU32: Uint32Array | null = null;
+
+  private walkInto(u: Uint32Array, table: number, level: number, base: number, leaves: number[], tables: number[]): void {
+    const sz = 2 ** (9 * (3 - level));
+    const w0 = table >>> 2;
+    for (let i = 0; i < 512; i++) {
+      const hi = u[w0 + 2 * i + 1];
+      if (((hi >>> 23) & 0xf) === 0) continue; // !p2m_is_valid
+      const lo = u[w0 + 2 * i];
+      if (level < 3 && (lo & 2) !== 0) {
+        const cm = (hi & 0xffff) * 0x100000 + (lo >>> 12);
+        tables.push(cm);
+        const child = this.m.core.backing_lookup(BigInt(cm));
+        if (child !== 0) this.walkInto(u, child, level + 1, base + i * sz, leaves, tables);
+      } else leaves.push(base + i * sz, lo, hi, level);
+    }
+  }
+
   xenheapChanged(domid: number, seen: unknown[]): boolean {
     // `seen` holds, flat: domain, grant table, nr grant / status frames, shared_info,
     // then the frames and (PRE/HARDEN) the stored GFNs up to the nr counts.
