@@ -11,12 +11,19 @@
 //   16 records, 32 bytes each:
 //        +0 u64 gfn (first GFN covered by the entry)
 //        +8 u64 old descriptor    +16 u64 new descriptor
-//       +24 u32 level             +28 u32 domain slot
+//       +24 u32 level | flags     +28 u32 domain slot
+//
+// Flag P2M_LOG_BREAK (bit 8 of the level word) marks the zero written as the
+// "break" half of break-before-make when __p2m_set_entry replaces a valid
+// entry: a consumer can then tell one replacement (remove + add in one
+// p2m_set_entry, which puts no reference when the MFN is unchanged, FS 11.3)
+// from a removal followed by an unrelated add.
 
 import { hdr_u32, hdr_set_u32, H_HOOKS, H_P2M_LOG } from "../mem/machine";
 import { region_alloc } from "../mem/region";
 
 export const HOOK_P2M_LOG: u32 = 1 << 0;
+export const P2M_LOG_BREAK: u32 = 1 << 8;
 const REC: usize = 32;
 
 export function p2m_log_init(capacity: u32): void {

@@ -34,7 +34,7 @@ import {
   P_SHATTERED, P_NR_PAGES, P_FLUSH_COUNT, P_PAGES, P_OUT_T, P_OUT_A, P_OUT_ORDER, P_OUT_VALID,
   P_SPLIT_PTE, P2M_OUT_A_UNSET,
 } from "./p2m_domain";
-import { p2m_write_pte } from "./log";
+import { p2m_write_pte, P2M_LOG_BREAK } from "./log";
 
 
 const MAP_FAILED: usize = 0;
@@ -314,7 +314,7 @@ export function __p2m_set_entry(d: u32, sgfn: u64, page_order: u32, smfn: u64, t
   if (removing && a != p2m_access_rwx) xen_bug(BUG_ASSERT, 0x463);
 
   let orig_hw = lpae_is_valid(orig);
-  if (orig_hw || removing) p2m_write_pte(d, entry, 0, sgfn, level); // p2m_remove_pte
+  if (orig_hw || removing) p2m_write_pte(d, entry, 0, sgfn, removing ? level : level | P2M_LOG_BREAK); // p2m_remove_pte
 
   if (removing) {
     if (orig_hw) store<u32>(p, 1, P_NEED_FLUSH);

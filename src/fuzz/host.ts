@@ -18,6 +18,8 @@ export interface P2mWrite {
   oldHi: number;
   newLo: number;
   newHi: number;
+  /** The "break" zero of a break-before-make replacement (the next write to this entry completes it). */
+  bbm?: boolean;
 }
 
 export interface PageView {

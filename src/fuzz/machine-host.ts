@@ -7,6 +7,7 @@ import type { FrameTableLayout, FuzzHost, GrantView, LockFinding, P2mWrite, Page
 import { defaultDomains, type FuzzDomainSpec } from "./generator.js";
 import type { WorldConfig } from "./replay.js";
 import { headerAddress, type InspectCore } from "../inspect/core-info.js";
+import { P2M_LOG_BREAK, P2M_LOG_LEVEL_MASK } from "../hooks/index.js";
 import { captureTemplate, resetMachine, type MachineTemplate } from "../snapshot/template.js";
 
 /** RAM of a fuzz machine: small, so full frame-table scans stay cheap. */
@@ -153,7 +154,8 @@ export class MachineHost implements FuzzHost {
       out.push({
         domid: d.domid,
         gfn: dv.getUint32(r, true) + dv.getUint32(r + 4, true) * 0x100000000,
-        level: dv.getUint32(r + 24, true),
+        level: dv.getUint32(r + 24, true) & P2M_LOG_LEVEL_MASK,
+        bbm: (dv.getUint32(r + 24, true) & P2M_LOG_BREAK) !== 0,
         oldLo: dv.getUint32(r + 8, true),
         oldHi: dv.getUint32(r + 12, true),
         newLo: dv.getUint32(r + 16, true),

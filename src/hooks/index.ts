@@ -31,6 +31,10 @@ export interface HypercallExitEvent extends HypercallEntryEvent {
   result: HypercallResult | undefined;
   error?: unknown;
 }
+/** Level word of a P2M-change record (assembly/p2m/log.ts): level in the low byte, flags above. */
+export const P2M_LOG_LEVEL_MASK = 0xff;
+export const P2M_LOG_BREAK = 1 << 8;
+
 export interface P2mChangeEvent {
   /** The hypercall during which the entry changed (-1: outside a hypercall). */
   seq: number;
@@ -41,6 +45,8 @@ export interface P2mChangeEvent {
   level: number;
   old: bigint;
   new: bigint;
+  /** The zero written as the "break" of break-before-make: the next change of this entry is its replacement. */
+  breakBeforeMake: boolean;
 }
 export interface LockEvent {
   kind: "acquire" | "contended" | "release";
@@ -235,8 +241,9 @@ function drainP2m(machine: any, st: HookState): void {
     const slot = dv.getUint32(r + 28, true);
     const ev: P2mChangeEvent = {
       seq: st.current, slot, domid: domidOfSlot(machine, slot),
-      gfn: dv.getBigUint64(r, true), level: dv.getUint32(r + 24, true),
+      gfn: dv.getBigUint64(r, true), level: dv.getUint32(r + 24, true) & P2M_LOG_LEVEL_MASK,
       old: dv.getBigUint64(r + 8, true), new: dv.getBigUint64(r + 16, true),
+      breakBeforeMake: (dv.getUint32(r + 24, true) & P2M_LOG_BREAK) !== 0,
     };
     for (const o of st.observers) o.p2mChange?.(ev);
   }
