@@ -500,7 +500,13 @@ export async function acquireFuzzHost(world: WorldConfig): Promise<MachineHost> 
     pools.delete(key); // most recently used last
     pools.set(key, pool);
     m = pool.idle.pop();
-    if (m !== undefined) resetMachine(m, pool.template);
+    if (m !== undefined) {
+      try {
+        resetMachine(m, pool.template);
+      } catch {
+        m = undefined; // a machine the template does not fit any more is dropped; a new one is as good
+      }
+    }
   }
   if (m === undefined) {
     m = await createWorldMachine(world, domains);
