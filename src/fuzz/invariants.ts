@@ -27,7 +27,8 @@ import type { HypercallRequest, HypercallResult } from "../machine/api.js";
 import { DOMID_SELF } from "../machine/api.js";
 import type { FuzzHost, P2mWrite, PageView } from "./host.js";
 import { XENMAPIDX_grant_table_status, XENMAPSPACE_grant_table, XENMAPSPACE_shared_info, type FuzzCall } from "./generator.js";
-import { policyFor } from "../revisions/index.js";
+import { policyFor, type RevisionPolicy } from "../revisions/index.js";
+import { KNOWN_FINDINGS, KnownTriage, type KnownId, type TriageContext } from "./known.js";
 
 export type InvariantName =
   | "xenheap-gfn"
@@ -67,6 +68,16 @@ export interface Violation {
   excerpt: unknown;
 }
 
+/** A state the checker filed under a known finding (./known.ts) instead of a violation. */
+export interface KnownSighting {
+  op: number;
+  id: KnownId;
+  /** The invariant and variant it would have been reported as. */
+  variant: string;
+  message: string;
+  atMs: number;
+}
+
 // P2M types (FS 4.2).
 export const P2M_RAM_RW = 1;
 export const P2M_RAM_RO = 2;
@@ -93,6 +104,14 @@ function isTable(lo: number, hi: number, level: number): boolean {
 
 const LEVEL_PAGES = [512 * 512 * 512, 512 * 512, 512, 1];
 
+/** What (b)'s sub-classes mean, for messages. */
+const REF_PROBLEM: Record<string, string> = {
+  free: "a free frame",
+  count0: "a frame with no reference held (count 0)",
+  owner: "a frame of another owner",
+  "self-foreign": "its own frame as foreign",
+};
+
 /** One 4 KiB mapping of the shadow; `bad` and `live` belong to the checker's incremental (b). */
 export interface ShadowLeaf extends Leaf {
   readonly domid: number;
@@ -111,12 +130,16 @@ function mkLeaf(domid: number, gfn: number, mfn: number, type: number): ShadowLe
 export interface ShadowHooks {
   link(l: ShadowLeaf): void;
   unlink(l: ShadowLeaf): void;
+  /** A foreign leaf written again with the same frame (xenmem_add_to_physmap_one took one more reference). */
+  remapped(l: ShadowLeaf): void;
 }
 
 /** Per-domain shadow P2M: gfn -> leaf (4 KiB granularity). */
 export class ShadowP2m {
   readonly doms = new Map<number, Map<number, ShadowLeaf>>();
   hooks: ShadowHooks | null = null;
+  /** The leaf the previous write removed as the "break" of break-before-make, if any. */
+  private brk: ShadowLeaf | null = null;
 
   of(domid: number): Map<number, ShadowLeaf> {
     let m = this.doms.get(domid);
@@ -130,6 +153,8 @@ export class ShadowP2m {
   /** Apply one logged write; calls `removed` for every 4 KiB mapping that disappears or changes. */
   apply(w: P2mWrite, removed: (domid: number, gfn: number, old: Leaf) => void): void {
     const m = this.of(w.domid);
+    const brk = this.brk;
+    this.brk = null;
     const oldLeaf = decodeLeaf(w.oldLo, w.oldHi, w.level);
     const newLeaf = decodeLeaf(w.newLo, w.newHi, w.level);
     if (oldLeaf === null && newLeaf === null) return; // table links, empty -> empty
@@ -143,12 +168,15 @@ export class ShadowP2m {
       const nl = newLeaf === null ? null : mkLeaf(w.domid, gfn, newLeaf.mfn + i, newLeaf.type);
       if (cur !== undefined && (nl === null || nl.mfn !== cur.mfn || nl.type !== cur.type)) removed(w.domid, gfn, cur);
       if (nl === null) {
+        if (w.bbm === true && n === 1 && cur !== undefined) this.brk = cur;
         if (!isTable(w.newLo, w.newHi, w.level) && m.delete(gfn) && hooks !== null) hooks.unlink(cur!);
       } else {
         m.set(gfn, nl);
         if (hooks !== null) {
           if (cur !== undefined) hooks.unlink(cur);
           hooks.link(nl);
+          // One p2m_set_entry replaced a foreign entry by the same frame: no put_page for the old one.
+          if (brk !== null && brk.domid === nl.domid && brk.gfn === gfn && brk.mfn === nl.mfn && brk.type === nl.type && isForeign(nl.type)) hooks.remapped(nl);
         }
       }
     }
@@ -480,6 +508,15 @@ function inRanges(t: number[], domid: number, gfn: number): boolean {
 export class InvariantChecker {
   readonly shadow = new ShadowP2m();
   readonly violations: Violation[] = [];
+  /** States filed under a known finding (./known.ts), the first per finding. */
+  readonly known: KnownSighting[] = [];
+  private readonly knownSeen = new Set<KnownId>();
+  private readonly triage = new KnownTriage();
+  private readonly triageCtx: TriageContext;
+  /** mfn -> references leaked by foreign re-maps of the same frame at the same GFN (FS 11.3). */
+  private readonly remapLeaks = new Map<number, number>();
+  /** Destroyed domains awaiting final destruction: the owner field (struct domain address) their pages carried. */
+  private readonly destroyedKey = new Map<number, number>();
   private readonly seen = new Set<InvariantName>();
   private readonly seenVariant = new Set<string>();
   /** Set by the runner: the current step is an interleaved group. */
@@ -557,7 +594,19 @@ export class InvariantChecker {
     const [ramLo, ramHi] = host.ramRange();
     this.frames = new FrameWatch(host, this.arm64, ramLo, ramHi);
     this.onRemoved = (domid, gfn, old) => this.collateral(domid, gfn, old);
-    this.shadow.hooks = { link: (l) => this.link(l), unlink: (l) => this.unlink(l) };
+    this.shadow.hooks = {
+      link: (l) => this.link(l),
+      unlink: (l) => this.unlink(l),
+      remapped: (l) => this.remapLeaks.set(l.mfn, (this.remapLeaks.get(l.mfn) ?? 0) + 1),
+    };
+    const policy: RevisionPolicy = policyFor(host.revision);
+    this.triageCtx = {
+      policy,
+      arch: host.arch,
+      calls: [],
+      inPar: false,
+      crashed: (d) => host.domids().includes(d) && !host.dying(d) && !host.canCall(d),
+    };
     // Start from the tables as they are.
     host.drainP2m();
     for (const d of host.domids()) this.resyncDomain(d);
@@ -577,6 +626,13 @@ export class InvariantChecker {
     this.seen.add(invariant);
     this.seenVariant.add(variant);
     this.violations.push({ op, invariant, variant, message, excerpt, atMs: Date.now() });
+  }
+
+  /** Record a state filed under known finding `id` (the first per finding). */
+  private sighted(op: number, id: KnownId, variant: string, message: string): void {
+    if (this.knownSeen.has(id)) return;
+    this.knownSeen.add(id);
+    this.known.push({ op, id, variant: `${variant}${this.inPar ? "/par" : ""}`, message, atMs: Date.now() });
   }
 
   /** A finding made by the runner (scheduler outcome, exceptions). */
@@ -640,8 +696,20 @@ export class InvariantChecker {
     if (r !== undefined) for (const l of r) this.pending.push(l);
   }
 
-  /** (b)'s verdict on one leaf: null when fine, else the variant's sub ("" = invalid MFN). */
-  private refProblem(l: Leaf, domid: number, p: PageView | null): string | null {
+  /**
+   * (b)'s verdict on one leaf: null when fine (or filed under a known
+   * finding), else the variant's sub ("" = invalid MFN).
+   */
+  private refProblem(l: ShadowLeaf, domid: number, p: PageView | null): string | null {
+    const sub = this.refProblemRaw(l, domid, p);
+    if (sub === null || sub === "") return sub;
+    const id = this.triage.classify({ invariant: "p2m-ref", sub, domid, gfn: l.gfn, mfn: l.mfn }, this.triageCtx);
+    if (id === null) return sub;
+    this.sighted(this.curOp, id, `p2m-ref:${sub}`, `d${domid} gfn 0x${l.gfn.toString(16)} (type ${l.type}) maps mfn 0x${l.mfn.toString(16)}: ${REF_PROBLEM[sub] ?? sub}`);
+    return null;
+  }
+
+  private refProblemRaw(l: Leaf, domid: number, p: PageView | null): string | null {
     if (p === null) return "";
     const arm64 = this.arm64;
     if (pageFree(p, arm64)) return "free";
@@ -954,10 +1022,19 @@ export class InvariantChecker {
     destroyed: number | null,
   ): void {
     const host = this.host;
+    this.curOp = op;
+    this.curResults = results;
+    this.triageCtx.calls = results.map((r) => r.call);
+    this.triageCtx.inPar = this.inPar;
     // (i) crash
     const crash = host.crash();
     if (crash !== null) {
       const lockAssert = /assert\w*Locked failed/.test(crash.path);
+      const id = lockAssert ? null : this.triage.classify({ invariant: "crash", sub: crash.kind, path: crash.path }, this.triageCtx);
+      if (id !== null) {
+        this.sighted(op, id, `crash:${crash.kind}`, `hypervisor crash (${crash.kind}): ${crash.path}`);
+        return;
+      }
       this.report(op, lockAssert ? "locks" : "crash", `hypervisor crash (${crash.kind}): ${crash.path}`, { crash, calls: results.map((r) => r.call) }, crash.kind + (this.orphans.size > 0 ? "-after-orphan" : ""));
       return;
     }
@@ -1119,32 +1196,26 @@ export class InvariantChecker {
       for (const [gfn, l] of m) {
         if (!isRam(l.type) && !isForeign(l.type) && !isGrant(l.type)) continue;
         const p = this.host.page(l.mfn);
+        let sub = this.refProblem(l, domid, p);
+        if (sub === null) continue;
         if (p === null) {
           this.report(op, "p2m-ref", `d${domid} gfn 0x${gfn.toString(16)} maps invalid mfn 0x${l.mfn.toString(16)}`, { domid, gfn: hex(gfn), mfn: hex(l.mfn) });
           continue;
         }
-        const cnt = pageCount(p, arm64);
-        let bad: string | null = null;
-        let sub = "";
-        if (pageFree(p, arm64)) (bad = "a free frame"), (sub = "free");
-        else if (cnt === 0 && !this.released.has(l.mfn)) (bad = "a frame with no reference held (count 0)"), (sub = "count0");
-        else if (isRam(l.type) && p.owner !== domid && !this.host.dying(domid)) (bad = `a frame owned by ${p.owner < 0 ? "nobody" : "d" + p.owner}`), (sub = "owner");
-        else if (isForeign(l.type) && p.owner === domid) (bad = "its own frame as foreign"), (sub = "self-foreign");
-        if (bad !== null && this.orphans.has(l.mfn)) {
+        let bad = sub === "owner" ? `a frame owned by ${p.owner < 0 ? "nobody" : "d" + p.owner}` : REF_PROBLEM[sub];
+        if (this.orphans.has(l.mfn)) {
           sub = `orphan-${this.orphans.get(l.mfn)}-${sub}`;
           bad += " (its owner was destroyed while this foreign mapping held a reference)";
         }
-        if (bad !== null) {
-          this.report(op, "p2m-ref", `d${domid} gfn 0x${gfn.toString(16)} (type ${l.type}) maps mfn 0x${l.mfn.toString(16)}: ${bad}`, {
-            domid,
-            gfn: hex(gfn),
-            mfn: hex(l.mfn),
-            type: l.type,
-            count_info: countHex(p, arm64),
-            owner: p.owner,
-          }, sub);
-          return;
-        }
+        this.report(op, "p2m-ref", `d${domid} gfn 0x${gfn.toString(16)} (type ${l.type}) maps mfn 0x${l.mfn.toString(16)}: ${bad}`, {
+          domid,
+          gfn: hex(gfn),
+          mfn: hex(l.mfn),
+          type: l.type,
+          count_info: countHex(p, arm64),
+          owner: p.owner,
+        }, sub);
+        return;
       }
     }
   }
@@ -1225,14 +1296,21 @@ export class InvariantChecker {
     return o;
   }
 
+  /**
+   * (f) after final destruction: no frame in use may still name the dead
+   * domain as its owner. Its domid has no slot any more, so the frames are
+   * found by the owner field itself (the struct domain address they held).
+   */
   private checkTeardown(op: number, domid: number): void {
+    const key = this.destroyedKey.get(domid);
+    this.destroyedKey.delete(domid);
+    if (key === undefined) return; // it owned nothing when it was destroyed
     let left = 0;
     let first = -1;
     const used = this.inUseBuf;
     this.frames.inUse(used);
-    const owners = new Map<number, number>();
     for (const m of used) {
-      if (this.ownerOf(m, owners) === domid) {
+      if (this.frames.ownerKey(m) === key) {
         if (first < 0) first = m;
         left++;
       }
@@ -1245,6 +1323,15 @@ export class InvariantChecker {
 
   /** Before destroying `domid`: remember its frames that other domains map as foreign. */
   beforeDestroy(domid: number): void {
+    const used = this.inUseBuf;
+    this.frames.inUse(used);
+    const owners = new Map<number, number>();
+    for (const m of used) {
+      if (this.ownerOf(m, owners) !== domid) continue;
+      const key = this.frames.ownerKey(m);
+      if (!Number.isNaN(key)) this.destroyedKey.set(domid, key);
+      break;
+    }
     const foreign = new Set<number>();
     for (const [d, m] of this.shadow.doms) {
       if (d === domid) continue;
@@ -1310,7 +1397,12 @@ export class InvariantChecker {
         for (const t of tp.tables) {
           const other = seenT.get(t);
           if (other !== undefined) bad = `table page 0x${t.toString(16)} reachable from d${other} and d${d}`;
-          else if (leafMfns.has(t)) bad = `table page 0x${t.toString(16)} is also mapped as guest memory`;
+          else if (leafMfns.has(t)) {
+            const k = this.triage.attributedTo(t);
+            // A frame a known finding left mapped went back to the heap and became a table page.
+            if (k !== undefined) this.sighted(op, k, "teardown:tables", `d${d}: table page 0x${t.toString(16)} is also mapped as guest memory`);
+            else bad = `table page 0x${t.toString(16)} is also mapped as guest memory`;
+          }
           else if (host.countInto(t, this.cnt) && countFree(this.cnt, arm64)) bad = `table page 0x${t.toString(16)} is free`;
           if (bad !== null) break;
           seenT.set(t, d);
@@ -1339,8 +1431,13 @@ export class InvariantChecker {
       if (owner < 0 || !live.has(owner)) continue;
       if (host.dying(owner)) continue;
       const p = host.page(mfn)!;
+      const leaked = this.remapLeaks.get(mfn) ?? 0;
       const want = (pageAllocated(p, arm64) ? 1 : 0) + (foreign.get(mfn) ?? 0);
       const got = pageCount(p, arm64);
+      if (leaked > 0 && got === want + leaked) {
+        this.sighted(op, "foreign-remap-leak", "refcount", `mfn 0x${mfn.toString(16)} of d${p.owner}: count ${got}, expected ${want}; ${leaked} foreign re-map(s) of the same frame at the same GFN (FS 11.3)`);
+        continue;
+      }
       if (got !== want) {
         const orphan = this.orphans.has(mfn);
         this.report(op, "refcount", `mfn 0x${mfn.toString(16)} of d${p.owner}: count ${got}, expected ${want} (allocation ${pageAllocated(p, arm64) ? 1 : 0} + foreign mappings ${foreign.get(mfn) ?? 0})`, {

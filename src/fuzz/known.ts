@@ -6,11 +6,11 @@
 //
 // Nothing here steers the generator; it only files what the checker saw.
 
-import { DOMID_SELF } from "../machine/api.js";
+import { DOMID_SELF, type Arch } from "../machine/api.js";
 import type { RevisionPolicy } from "../revisions/index.js";
 import type { FuzzCall } from "./generator.js";
 
-export type KnownId = "foreign-remap-leak" | "decrease-reservation-race" | "v2v1-crash-foreign-ref";
+export type KnownId = "foreign-remap-leak" | "decrease-reservation-race" | "v2v1-crash-foreign-ref" | "arm32-v2v1-bug-on";
 
 export interface KnownFinding {
   id: KnownId;
@@ -42,11 +42,19 @@ export const KNOWN_FINDINGS: Readonly<Record<KnownId, KnownFinding>> = {
       "a vCPU already inside a hypercall may still map it",
     reference: "fact sheet 7.4 (gnttab_unpopulate_status_frames); only where the grant lock covers the P2M update (XSA-486 fixed)",
   },
+  "arm32-v2v1-bug-on": {
+    id: "arm32-v2v1-bug-on",
+    title:
+      "arm32: set_version 2->1 hits the BUG_ON in put_page_alloc_ref (a status frame holds only its allocation " +
+      "reference and PGC_xen_heap is never set on arm32): any guest can panic Xen once gnttab=max-ver:2 is given",
+    reference: "fact sheet 7.4; confirmed on real arm32 Xen at every revision",
+  },
 };
 
 /** What the checker knows when it reports. */
 export interface TriageContext {
   policy: RevisionPolicy;
+  arch: Arch;
   /** The calls of the step that just ran (one for a sequential call, all of a `par` group). */
   calls: readonly FuzzCall[];
   inPar: boolean;
@@ -62,6 +70,8 @@ export interface Candidate {
   domid?: number;
   gfn?: number;
   mfn?: number;
+  /** For crashes: the fault path ("fn <- caller <- hypercall"). */
+  path?: string;
 }
 
 /** GFNs of `decrease_reservation` calls in `calls`, per target domain. */
@@ -98,17 +108,32 @@ export function racingDecreases(calls: readonly FuzzCall[]): boolean {
 
 /**
  * Files candidates under known findings. A frame put in a bad state by a
- * known finding stays attributed to it: later steps that see the same frame
- * (sequential ones included) report the same finding, not a new violation.
+ * known finding stays attributed to it for the rest of the episode: later
+ * steps that see the same frame (sequential ones included) report the same
+ * finding, not a new violation. One triage lives as long as one machine.
  */
 export class KnownTriage {
   private readonly tainted = new Map<number, KnownId>();
+
+  /** The known finding an earlier candidate attributed frame `mfn` to. */
+  attributedTo(mfn: number): KnownId | undefined {
+    return this.tainted.get(mfn);
+  }
 
   /** The known finding behind `c`, or null if it is a violation. */
   classify(c: Candidate, ctx: TriageContext): KnownId | null {
     const prior = c.mfn !== undefined ? this.tainted.get(c.mfn) : undefined;
     if (prior !== undefined && c.invariant === "p2m-ref") return prior;
     let id: KnownId | null = null;
+    if (
+      c.invariant === "crash" &&
+      c.sub === "BUG_ON" &&
+      ctx.arch === "arm32" &&
+      c.path !== undefined &&
+      /^put_page_alloc_ref\b[^<]*<- gnttab_unpopulate_status_frames <- /.test(c.path)
+    ) {
+      return "arm32-v2v1-bug-on";
+    }
     if (c.invariant === "p2m-ref" && ctx.inPar && racingDecreases(ctx.calls)) id = "decrease-reservation-race";
     else if (
       c.invariant === "p2m-ref" &&
@@ -125,10 +150,5 @@ export class KnownTriage {
     }
     if (id !== null && c.mfn !== undefined) this.tainted.set(c.mfn, id);
     return id;
-  }
-
-  /** The frame went back to a sane state (reallocated, remapped): stop attributing it. */
-  forget(mfn: number): void {
-    this.tainted.delete(mfn);
   }
 }

@@ -3,7 +3,7 @@
 import type { Arch, Revision } from "../machine/api.js";
 import { OpGenerator, defaultDomains, type FuzzDomainSpec, type FuzzStep } from "./generator.js";
 import { acquireFuzzHost, releaseFuzzHost } from "./machine-host.js";
-import { matches, type Violation } from "./invariants.js";
+import { matches, type KnownSighting, type Violation } from "./invariants.js";
 import { FuzzSession } from "./runner.js";
 import type { FuzzRepro } from "./shrink.js";
 
@@ -16,6 +16,8 @@ export interface WorldConfig {
 
 export interface ReplayResult {
   violations: Violation[];
+  /** States filed under known findings (./known.ts). */
+  known: KnownSighting[];
   /** Steps executed (with pinned decisions filled in for `par` steps). */
   steps: FuzzStep[];
   /** Per executed step: the per-scheduling-point vCPU trace of `par` steps. */
@@ -40,7 +42,7 @@ export async function replaySteps(world: WorldConfig, steps: FuzzStep[], stopOn?
     }
     const stoppedEarly = stopOn !== undefined && s.violations.some((v) => matches(v, stopOn));
     if (!stoppedEarly) s.finish();
-    return { violations: s.violations, steps: done, traces, hash: s.hash(), crashed: host.crash() !== null };
+    return { violations: s.violations, known: s.checker.known, steps: done, traces, hash: s.hash(), crashed: host.crash() !== null };
   } finally {
     releaseFuzzHost(host);
   }
@@ -81,7 +83,7 @@ export async function runSeed(
       if (opts.stopOnFirst && s.violations.length > 0) break;
     }
     if (!s.stopped) s.finish();
-    return { violations: s.violations, steps: done, traces: [], generated: done, hash: s.hash(), crashed: host.crash() !== null };
+    return { violations: s.violations, known: s.checker.known, steps: done, traces: [], generated: done, hash: s.hash(), crashed: host.crash() !== null };
   } finally {
     releaseFuzzHost(host);
   }
