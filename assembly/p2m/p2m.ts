@@ -43,14 +43,14 @@ const SUPER_PAGE: usize = 1;
 // @ts-ignore: decorator
 @inline function gfn_add(g: u64, n: u64): u64 { return (g + n) & LONG_MASK(); }
 // @ts-ignore: decorator
-@inline function level_mask(level: u32): u64 { return (<u64>1 << LEVEL_ORDER(level)) - 1; }
+@inline export function level_mask(level: u32): u64 { return (<u64>1 << LEVEL_ORDER(level)) - 1; }
 // @ts-ignore: decorator
-@inline function entry_at(table: usize, gfn: u64, level: u32): usize {
+@inline export function entry_at(table: usize, gfn: u64, level: u32): usize {
   return table + (<usize>gfn_offset(gfn, level) << 3);
 }
 // map_domain_page() of a table frame.
 // @ts-ignore: decorator
-@inline function map_table(mfn: u64): usize {
+@inline export function map_table(mfn: u64): usize {
   let t = backing_lookup(mfn);
   if (t == 0) xen_bug(BUG_EMULATOR, 0x430); // a table descriptor points at a frame with no bytes
   return t;
