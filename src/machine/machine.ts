@@ -4,7 +4,7 @@
 import { createCoreInstance, type CoreExports } from "../core/wasm.js";
 import {
   GfnAudit, LockAssertionError, LockBugError, LockDep, RecursiveSpinLock, RwLock, SpinLock,
-  assertWriteLocked, dualIn, dualMethods, runToCompletion, runTwin, twinMode, type LockGen,
+  assertWriteLocked, dualIn, dualMethods, runTwin, twinMode, type LockGen,
 } from "../locks/index.js";
 import { policyFor, type RevisionPolicy } from "../revisions/index.js";
 import { GrantTable, grantTableDestroy, grantTableInit } from "../grant/index.js";
@@ -195,17 +195,21 @@ export class MachineImpl {
     const d = this.addDomain(cfg, false);
     const cpu = 0;
     this.pushWhere(cpu, "domain_create");
+    // Runs alone: the synchronous twins (src/locks/twin.ts).
+    const outer = twinMode.on;
+    twinMode.on = true;
     try {
-      const rc = runToCompletion(grantTableInit(this, cpu, d, cfg.maxGrantFrames ?? -1, cfg.maxMaptrackFrames ?? -1));
+      const rc = grantTableInit(this, cpu, d, cfg.maxGrantFrames ?? -1, cfg.maxMaptrackFrames ?? -1) as unknown as number;
       if (rc !== 0) { this.forgetDomain(d); throw new XenError(rc, `grant_table_init: ${rc}`); }
       this.p2m.init(d.slot);
-      runToCompletion(this.createSharedInfo(cpu, d));
-      if (cfg.ramPages) runToCompletion(this.allocRam(cpu, d, cfg.ramPages, BigInt(cfg.ramBaseGfn ?? 0x40000)));
+      this.createSharedInfo(cpu, d);
+      if (cfg.ramPages) this.allocRam(cpu, d, cfg.ramPages, BigInt(cfg.ramBaseGfn ?? 0x40000));
     } catch (e) {
       if (e instanceof XenError) throw e;
       this.recordCrash(e, cpu);
       throw new XenError(CRASHED_RC, `hypervisor crash during domain creation: ${(this.crashed as HypervisorCrash | null)?.path}`);
     } finally {
+      twinMode.on = outer;
       this.popWhere(cpu);
     }
     return d;
@@ -267,13 +271,16 @@ export class MachineImpl {
     if (d.dying) return 0; // domain_kill of a dying domain: nothing more to do
     const cpu = 0;
     this.pushWhere(cpu, "domain_kill");
+    const outer = twinMode.on;
+    twinMode.on = true;
     try {
-      runToCompletion(this.killGen(cpu, d));
+      this.killGen(cpu, d);
       this.reapZombies();
     } catch (e) {
       this.recordCrash(e, cpu);
       return CRASHED_RC;
     } finally {
+      twinMode.on = outer;
       this.popWhere(cpu);
     }
     return 0;
@@ -307,12 +314,15 @@ export class MachineImpl {
       this.zombies.splice(i, 1);
       const cpu = 0;
       this.pushWhere(cpu, "complete_domain_destroy");
+      const outer = twinMode.on;
+      twinMode.on = true;
       try {
-        runToCompletion(this.finalDestroyGen(cpu, d));
+        this.finalDestroyGen(cpu, d);
       } catch (e) {
         this.recordCrash(e, cpu);
         return;
       } finally {
+        twinMode.on = outer;
         this.popWhere(cpu);
       }
     }
@@ -617,7 +627,7 @@ const refused = dual(function* refused(crash: HypervisorCrash): LockGen<Hypercal
 });
 
 dualMethods(MachineImpl.prototype, moduleEval, [
-  "allocXenheapPage", "freeXenheapPage", "shareXenPage", "p2mInsert", "p2mRemove", "guestPhysmapRemovePage",
+  "createSharedInfo", "allocRam", "killGen", "relinquishMemory", "finalDestroyGen", "allocXenheapPage", "freeXenheapPage", "shareXenPage", "p2mInsert", "p2mRemove", "guestPhysmapRemovePage",
   "p2mLookup", "getPageFromGfn", "hypercallRawGen",
 ]);
 
