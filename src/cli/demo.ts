@@ -30,14 +30,19 @@ async function fuzzDemo(seconds: number): Promise<void> {
     process.stderr.write(`${rev}\n`);
     const s = await shortCampaign({ revision: rev, seconds, interleave: true, workers: 1 });
     const found = Object.entries(s.violations ?? {}).map(([k, v]) => `${k} (first at op ${v!.firstOpsTotal})`);
-    console.log(`   ${rev.padEnd(8)} ${String(s.opsRun).padStart(9)} ops  ${Math.round(s.opsPerSec)} ops/s  violations: ${found.length ? found.join(", ") : "none"}`);
+    const known = Object.keys(s.known ?? {});
+    console.log(
+      `   ${rev.padEnd(8)} ${String(s.opsRun).padStart(9)} ops  ${Math.round(s.opsPerSec)} ops/s  violations: ${found.length ? found.join(", ") : "none"}` +
+        (known.length ? `;  known: ${known.join(", ")}` : ""),
+    );
   }
   console.log([
     "   p2m-collateral: an operation removed an unrelated P2M entry (the stale-GFN bug)",
     "   map-free: an unmapped grant frame could not be mapped at a free GFN (the -EILSEQ wedge)",
     "   p2m-ref: a P2M entry maps a frame it holds no reference to (XSA-486, and more: see README)",
     "   xenheap-gfn: the recorded grant-frame GFN and the P2M disagree;  crash: Xen itself died",
-    "   refcount: a reference no mapping accounts for (a leak; fact sheet §11.3 at every revision)",
+    "   refcount: a reference no mapping accounts for",
+    "   known: triaged causes filed apart (src/fuzz/known.ts): the §11.3 re-map leak, the decrease_reservation race, ...",
     "   Replay any of them: xenmm fuzz --revision R --out DIR, then xenmm fuzz replay DIR/repro-*.json",
   ].join("\n"));
 }

@@ -17,7 +17,8 @@ import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Arch, Revision } from "../machine/api.js";
 import { defaultDomains, encodeValue, type FuzzStep } from "./generator.js";
-import { baseVariant, matches, type InvariantName, type Violation } from "./invariants.js";
+import { baseVariant, matches, type InvariantName, type KnownSighting, type Violation } from "./invariants.js";
+import { KNOWN_FINDINGS, type KnownId } from "./known.js";
 import { runSeed, reproTest, replayRepro, type WorldConfig } from "./replay.js";
 import { shrink, type FuzzRepro } from "./shrink.js";
 import { reproToRunDocument } from "./runfmt.js";
@@ -68,6 +69,18 @@ export interface CampaignSummary {
   violations: Partial<Record<InvariantName, InvariantSummary>>;
   /** Finer classes (invariant:detail, "/par" = after an interleaved step). */
   variants: Record<string, VariantSummary>;
+  /**
+   * States filed under a known finding (src/fuzz/known.ts) instead of a
+   * violation: counted per episode that showed them, first sighting kept.
+   */
+  known: Partial<Record<KnownId, KnownSummary>>;
+}
+
+export interface KnownSummary extends VariantSummary {
+  /** What the invariant would have called it. */
+  variant: string;
+  title: string;
+  reference: string;
 }
 
 export interface VariantSummary {
@@ -93,6 +106,7 @@ export function episodeSeed(base: number, e: number): number {
 export type WorkerMsg =
   | { t: "progress"; ops: number; episodes: number }
   | { t: "violation"; v: Violation; seed: number; ops: number; steps: unknown[] }
+  | { t: "known"; k: KnownSighting; seed: number; ops: number }
   | { t: "done"; ops: number; episodes: number; ms?: number };
 
 export interface WorkerJob {
@@ -131,6 +145,7 @@ export async function workerLoop(job: WorkerJob, post: (m: WorkerMsg) => void, s
       post({ t: "violation", v: jsonSafe(v), seed, ops: ops + v.op + 1, steps: seen.has(key) ? [] : res.steps.slice(0, v.op + 1).map(encodeValue) });
       seen.add(key);
     }
+    for (const k of res.known) post({ t: "known", k, seed, ops: ops + k.op + 1 });
     ops += res.steps.length;
     episodes++;
     const now = Date.now();
@@ -213,6 +228,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
     workerOpsPerSec: 0,
     violations: {},
     variants: {},
+    known: {},
   };
   /** First run per base variant (one shrunk reproducer each). */
   const firstRuns = new Map<string, { seed: number; steps: unknown[]; v: Violation }>();
@@ -232,6 +248,17 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
       opsBy[w] = m.ops;
       epsBy[w] = m.episodes;
       if (m.t === "done" && m.ms) summary.workerOpsPerSec += Math.round(m.ops / (m.ms / 1000));
+    } else if (m.t === "known") {
+      const cur = summary.known[m.k.id];
+      if (cur !== undefined) cur.count++;
+      else {
+        const f = KNOWN_FINDINGS[m.k.id];
+        const opsTotal = opsBy.reduce((a, b) => a + b, 0) - opsBy[w] + m.ops;
+        summary.known[m.k.id] = {
+          count: 1, firstTimeMs: (m.k.atMs ?? Date.now()) - t0, firstOpsTotal: opsTotal, firstSeed: m.seed, firstEpisodeOp: m.k.op,
+          message: m.k.message, variant: m.k.variant, title: f.title, reference: f.reference,
+        };
+      }
     } else {
       const inv = m.v.invariant;
       const cur = summary.violations[inv];
@@ -340,7 +367,7 @@ export function reproToJson(r: FuzzRepro): string {
 /** Merge campaign summaries (e.g. shards). */
 export function mergeSummaries(list: CampaignSummary[]): CampaignSummary {
   if (list.length === 0) throw new Error("merge: no summaries");
-  const out: CampaignSummary = { ...list[0], violations: {}, variants: {}, opsRun: 0, episodes: 0, seconds: 0, opsPerSec: 0, workerOpsPerSec: 0, shard: list.map((s) => s.shard).join(",") };
+  const out: CampaignSummary = { ...list[0], violations: {}, variants: {}, known: {}, opsRun: 0, episodes: 0, seconds: 0, opsPerSec: 0, workerOpsPerSec: 0, shard: list.map((s) => s.shard).join(",") };
   for (const s of list) {
     out.workerOpsPerSec += s.workerOpsPerSec ?? 0;
     out.opsRun += s.opsRun;
@@ -349,6 +376,14 @@ export function mergeSummaries(list: CampaignSummary[]): CampaignSummary {
     for (const [k, v] of Object.entries(s.variants ?? {})) {
       const cur = out.variants[k];
       if (cur === undefined) out.variants[k] = { ...v };
+      else {
+        cur.count += v.count;
+        if (v.firstTimeMs < cur.firstTimeMs) Object.assign(cur, { ...v, count: cur.count });
+      }
+    }
+    for (const [k, v] of Object.entries(s.known ?? {}) as Array<[KnownId, KnownSummary]>) {
+      const cur = out.known[k];
+      if (cur === undefined) out.known[k] = { ...v };
       else {
         cur.count += v.count;
         if (v.firstTimeMs < cur.firstTimeMs) Object.assign(cur, { ...v, count: cur.count });

@@ -41,6 +41,12 @@ function printSummary(s: CampaignSummary): void {
       lines.push(`       ${y.message}`);
     }
   }
+  const known = Object.entries(s.known ?? {});
+  if (known.length > 0) lines.push("known findings (src/fuzz/known.ts; not counted as violations):");
+  for (const [id, k] of known) {
+    lines.push(`  ${id}: ${k!.count} episode(s), first after ${(k!.firstTimeMs / 1000).toFixed(2)} s (seed ${k!.firstSeed} op ${k!.firstEpisodeOp}, seen as ${k!.variant})`);
+    lines.push(`       ${k!.title} [${k!.reference}]`);
+  }
   process.stdout.write(lines.join("\n") + "\n");
 }
 
@@ -75,10 +81,18 @@ export async function fuzzMain(argv: string[]): Promise<number> {
       const res = await replayRepro(r);
       for (const v of res.violations) process.stdout.write(`op ${v.op}: ${v.invariant}: ${v.message}\n`);
       if (res.violations.length === 0) process.stdout.write("no invariant violated\n");
+      for (const k of res.known) process.stdout.write(`op ${k.op}: known finding ${k.id} (seen as ${k.variant}): ${k.message}\n`);
       const exp = r.expect;
       if (exp) {
-        const same = res.violations.some((v) => matches(v, exp.variant ?? exp.invariant) && v.op === exp.op);
-        process.stdout.write(same ? `reproduced: ${exp.variant ?? exp.invariant} at op ${exp.op}\n` : `NOT reproduced: expected ${exp.variant ?? exp.invariant} at op ${exp.op}\n`);
+        const target = exp.variant ?? exp.invariant;
+        const same = res.violations.some((v) => matches(v, target) && v.op === exp.op);
+        // A reproducer written before its cause was triaged replays as that known finding.
+        const asKnown = res.known.find((k) => k.op <= exp.op && (k.variant === target || k.variant.replace(/\/par$/, "") === target || k.variant.startsWith(target + ":")));
+        if (!same && asKnown) {
+          process.stdout.write(`reproduced: ${target} at op ${exp.op}, filed as known finding ${asKnown.id}\n`);
+          return 1;
+        }
+        process.stdout.write(same ? `reproduced: ${target} at op ${exp.op}\n` : `NOT reproduced: expected ${target} at op ${exp.op}\n`);
         return same ? 1 : 3;
       }
       return res.violations.length > 0 ? 1 : 0;

@@ -60,6 +60,19 @@ describe("fuzz campaigns", () => {
     }
   });
 
+  it("head: known findings are counted apart from violations, and merge adds them up", async () => {
+    const s = await runCampaign({ revision: "head", ops: 4000, seed: 2, workers: 0, episodeOps: 400, progress: false });
+    expect(s.violations).toEqual({});
+    const leak = s.known["foreign-remap-leak"];
+    expect(leak, JSON.stringify(s.known)).toBeDefined();
+    expect(leak!.variant).toBe("refcount");
+    expect(leak!.reference).toMatch(/11\.3/);
+    expect(leak!.count).toBeGreaterThan(0);
+    expect(leak!.count).toBeLessThanOrEqual(s.episodes);
+    const m = mergeSummaries([s, s]);
+    expect(m.known["foreign-remap-leak"]!.count).toBe(2 * leak!.count);
+  });
+
   it("CLI: fuzz --shard, fuzz merge", async () => {
     const out = mkdtempSync(join(tmpdir(), "xenmm-fuzz-cli-"));
     const a = join(out, "a"), b = join(out, "b");
