@@ -68,6 +68,13 @@ export class MachineImpl {
   /** unsigned long all-ones = INVALID_GFN / INVALID_MFN. */
   readonly INVALID: bigint;
   readonly PGC_xen_heap: bigint;
+  /**
+   * mfn_valid(mfn) is ramStartMfn <= mfn < maxPage (one bank, PDX = PFN; fixed
+   * by machine_init). Derived from the core, so kept out of the host state
+   * (non-enumerable: snapshots and stateHash() do not see it).
+   */
+  declare readonly ramStartMfn: bigint;
+  declare readonly maxPage: bigint;
   readonly xenOptions: XenOptions;
   readonly lockdep = new LockDep();
   readonly gfnAudit: GfnAudit;
@@ -97,6 +104,8 @@ export class MachineImpl {
     core.machine_init(this.is64 ? 0 : 1, this.policy.index, this.policy.features, ramStart, BigInt(ramFrames),
       st ? BigInt(st.startMfn) : 0n, st ? BigInt(st.frames) : 0n);
     this.PGC_xen_heap = core.PGC_xen_heap();
+    Object.defineProperty(this, "ramStartMfn", { value: core.ram_start_mfn(), enumerable: false });
+    Object.defineProperty(this, "maxPage", { value: core.max_page(), enumerable: false });
     const wantIpa = cfg.ipaBits ?? (this.is64 ? 48 : 40);
     const rc = core.p2m_geometry_init(wantIpa, false);
     if (rc !== 0) throw new RangeError(`ipaBits ${wantIpa}: Xen has no stage-2 configuration for it on ${this.arch}`);
@@ -496,7 +505,7 @@ export class MachineImpl {
     const t = look.t, mfn = look.mfn;
     if (!locked) yield* d.p2mLock.readUnlock(cpu);
     let res = this.INVALID;
-    if (p2m_is_any_ram(t) && c.mfn_valid(mfn)) {
+    if (p2m_is_any_ram(t) && mfn >= this.ramStartMfn && mfn < this.maxPage) { // mfn_valid
       if (p2m_is_foreign(t)) {
         this.setCoreFn(cpu, "page_get_owner_and_reference");
         const owner = c.page_get_owner_and_reference(mfn);
