@@ -71,12 +71,12 @@ export interface FuzzHost {
   afterGroup(): void;
   createDomain(domid: number): void;
   destroyDomain(domid: number): void;
-  /** Domain ids that exist (not destroyed), with their dying flag. */
+  /** Domain ids that exist (not destroyed). The array may be the one an earlier call returned: read it, do not change it. */
   domids(): number[];
   dying(domid: number): boolean;
   /** Can `domid` issue hypercalls (exists, not crashed by Xen's domain_crash)? */
   canCall(domid: number): boolean;
-  /** New P2M writes since the last call (null if the log overflowed). */
+  /** New P2M writes since the last call (null if the log overflowed). The array and its records may be reused by the next call. */
   drainP2m(): P2mWrite[] | null;
   /** Every valid leaf of domid's P2M, by walking its tables: [gfn, lo, hi, level] quadruples. */
   walkP2m(domid: number): number[] | null;

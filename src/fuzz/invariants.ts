@@ -155,21 +155,26 @@ export class ShadowP2m {
     const m = this.of(w.domid);
     const brk = this.brk;
     this.brk = null;
-    const oldLeaf = decodeLeaf(w.oldLo, w.oldHi, w.level);
-    const newLeaf = decodeLeaf(w.newLo, w.newHi, w.level);
-    if (oldLeaf === null && newLeaf === null) return; // table links, empty -> empty
-    if (oldLeaf !== null && isTable(w.newLo, w.newHi, w.level)) return; // superpage split: same mappings
+    // decodeLeaf of both descriptors, without the objects (this runs for every logged write).
+    const oldType = (w.oldHi >>> 23) & 0xf;
+    const oldIsLeaf = oldType !== 0 && !(w.level < 3 && (w.oldLo & 2) !== 0);
+    const newType = (w.newHi >>> 23) & 0xf;
+    const newIsTable = newType !== 0 && w.level < 3 && (w.newLo & 2) !== 0;
+    const newIsLeaf = newType !== 0 && !newIsTable;
+    if (!oldIsLeaf && !newIsLeaf) return; // table links, empty -> empty
+    if (oldIsLeaf && newIsTable) return; // superpage split: same mappings
+    const newMfn = newIsLeaf ? (w.newHi & 0xffff) * 0x100000 + (w.newLo >>> 12) : 0;
     const n = LEVEL_PAGES[w.level] ?? 1;
     if (n > 1 << 20) throw new Error(`fuzz: level-${w.level} block not supported by the shadow`);
     const hooks = this.hooks;
     for (let i = 0; i < n; i++) {
       const gfn = w.gfn + i;
       const cur = m.get(gfn);
-      const nl = newLeaf === null ? null : mkLeaf(w.domid, gfn, newLeaf.mfn + i, newLeaf.type);
+      const nl = !newIsLeaf ? null : mkLeaf(w.domid, gfn, newMfn + i, newType);
       if (cur !== undefined && (nl === null || nl.mfn !== cur.mfn || nl.type !== cur.type)) removed(w.domid, gfn, cur);
       if (nl === null) {
         if (w.bbm === true && n === 1 && cur !== undefined) this.brk = cur;
-        if (!isTable(w.newLo, w.newHi, w.level) && m.delete(gfn) && hooks !== null) hooks.unlink(cur!);
+        if (!newIsTable && m.delete(gfn) && hooks !== null) hooks.unlink(cur!);
       } else {
         m.set(gfn, nl);
         if (hooks !== null) {
@@ -253,6 +258,8 @@ class FrameWatch {
   private n = 0;
   private mfns = new Float64Array(64);
   private refs = new Int32Array(64);
+  /** Per slot: index (in u32 words) of the record's count_info in linear memory (direct reads only). */
+  private at = new Int32Array(64);
   private copy = new Uint32Array(64 * 6);
   private readonly slot = new Map<number, number>();
   /** Slots whose record differs from the copy, filled by diff(). */
@@ -295,6 +302,7 @@ class FrameWatch {
     const k = this.n++;
     this.mfns[k] = mfn;
     this.refs[k] = 1;
+    this.at[k] = ((this.ptr + (mfn - this.base) * this.size) >>> 2) + (this.arm64 ? 4 : 2);
     this.slot.set(mfn, k);
     this.read(mfn, this.copy, k * 6);
   }
@@ -309,6 +317,7 @@ class FrameWatch {
     if (s !== last) {
       this.mfns[s] = this.mfns[last];
       this.refs[s] = this.refs[last];
+      this.at[s] = this.at[last];
       this.copy.copyWithin(s * 6, last * 6, last * 6 + 6);
       this.slot.set(this.mfns[s], s);
     }
@@ -333,18 +342,16 @@ class FrameWatch {
       return nd;
     }
     const u = this.view();
-    const ptr = this.ptr, base = this.base, size = this.size;
+    const at = this.at, n = this.n, dirty = this.dirty;
     if (this.arm64) {
-      for (let k = 0; k < this.n; k++) {
-        const w = (ptr + (this.mfns[k] - base) * size) >>> 2;
-        const o = k * 6;
-        if (u[w + 4] !== c[o] || u[w + 5] !== c[o + 1] || u[w + 6] !== c[o + 2] || u[w + 7] !== c[o + 3] || u[w + 8] !== c[o + 4] || u[w + 9] !== c[o + 5]) this.dirty[nd++] = k;
+      for (let k = 0, o = 0; k < n; k++, o += 6) {
+        const w = at[k];
+        if (u[w] !== c[o] || u[w + 1] !== c[o + 1] || u[w + 2] !== c[o + 2] || u[w + 3] !== c[o + 3] || u[w + 4] !== c[o + 4] || u[w + 5] !== c[o + 5]) dirty[nd++] = k;
       }
     } else {
-      for (let k = 0; k < this.n; k++) {
-        const w = (ptr + (this.mfns[k] - base) * size) >>> 2;
-        const o = k * 6;
-        if (u[w + 2] !== c[o] || u[w + 3] !== c[o + 2] || u[w + 4] !== c[o + 4]) this.dirty[nd++] = k;
+      for (let k = 0, o = 0; k < n; k++, o += 6) {
+        const w = at[k];
+        if (u[w] !== c[o] || u[w + 1] !== c[o + 2] || u[w + 2] !== c[o + 4]) dirty[nd++] = k;
       }
     }
     return nd;
@@ -384,6 +391,21 @@ class FrameWatch {
     const stride = this.size >>> 2;
     let w = ((this.ptr + (this.lo - this.base) * this.size) >>> 2) + (this.arm64 ? 5 : 2);
     for (let m = this.lo; m < this.hi; m++, w += stride) if (((u[w] >>> 23) & 3) !== 3) out.push(m);
+  }
+
+  /** The first frame in RAM at or after `from` whose PGC_state is not free; -1 if none (inUse without the list). */
+  nextInUse(from: number): number {
+    if (this.mem === null) {
+      const c = new Uint32Array(2);
+      for (let m = Math.max(from, this.lo); m < this.hi; m++) if (this.host.countInto(m, c) && !countFree(c, this.arm64)) return m;
+      return -1;
+    }
+    const u = this.view();
+    const stride = this.size >>> 2;
+    const m0 = Math.max(from, this.lo);
+    let w = ((this.ptr + (m0 - this.base) * this.size) >>> 2) + (this.arm64 ? 5 : 2);
+    for (let m = m0; m < this.hi; m++, w += stride) if (((u[w] >>> 23) & 3) !== 3) return m;
+    return -1;
   }
 
   /** The owner field (v) of `mfn` as one number; NaN when it does not fit (or is not readable). */
@@ -434,6 +456,9 @@ class FrameWatch {
     const r = new Int32Array(cap);
     r.set(this.refs);
     this.refs = r;
+    const a = new Int32Array(cap);
+    a.set(this.at);
+    this.at = a;
     const c = new Uint32Array(cap * 6);
     c.set(this.copy);
     this.copy = c;
@@ -600,10 +625,14 @@ export class InvariantChecker {
       remapped: (l) => this.remapLeaks.set(l.mfn, (this.remapLeaks.get(l.mfn) ?? 0) + 1),
     };
     const policy: RevisionPolicy = policyFor(host.revision);
+    const self = this;
     this.triageCtx = {
       policy,
       arch: host.arch,
-      calls: [],
+      // Built when triage asks (rarely): the calls of the step being checked.
+      get calls() {
+        return self.curResults.map((r) => r.call);
+      },
       inPar: false,
       crashed: (d) => host.domids().includes(d) && !host.dying(d) && !host.canCall(d),
     };
@@ -1024,7 +1053,6 @@ export class InvariantChecker {
     const host = this.host;
     this.curOp = op;
     this.curResults = results;
-    this.triageCtx.calls = results.map((r) => r.call);
     this.triageCtx.inPar = this.inPar;
     // (i) crash
     const crash = host.crash();
@@ -1059,7 +1087,7 @@ export class InvariantChecker {
     if (destroyed !== null) this.pendingTeardown.add(destroyed);
     // A killed domain stays a zombie while another domain holds a reference on one of its
     // pages; once the host has really destroyed it, it must own nothing.
-    for (const d of this.pendingTeardown) {
+    if (this.pendingTeardown.size > 0) for (const d of this.pendingTeardown) {
       if (this.host.domids().includes(d)) continue;
       this.pendingTeardown.delete(d);
       this.shadow.drop(d);
@@ -1307,10 +1335,9 @@ export class InvariantChecker {
     if (key === undefined) return; // it owned nothing when it was destroyed
     let left = 0;
     let first = -1;
-    const used = this.inUseBuf;
-    this.frames.inUse(used);
-    for (const m of used) {
-      if (this.frames.ownerKey(m) === key) {
+    const fw = this.frames;
+    for (let m = fw.nextInUse(0); m >= 0; m = fw.nextInUse(m + 1)) {
+      if (fw.ownerKey(m) === key) {
         if (first < 0) first = m;
         left++;
       }
@@ -1323,10 +1350,9 @@ export class InvariantChecker {
 
   /** Before destroying `domid`: remember its frames that other domains map as foreign. */
   beforeDestroy(domid: number): void {
-    const used = this.inUseBuf;
-    this.frames.inUse(used);
     const owners = new Map<number, number>();
-    for (const m of used) {
+    const fw = this.frames;
+    for (let m = fw.nextInUse(0); m >= 0; m = fw.nextInUse(m + 1)) {
       if (this.ownerOf(m, owners) !== domid) continue;
       const key = this.frames.ownerKey(m);
       if (!Number.isNaN(key)) this.destroyedKey.set(domid, key);

@@ -29,6 +29,9 @@ export function domainConfig(s: FuzzDomainSpec): DomainConfig {
 
 type Snap = Map<number, { mfn: number; t: number }>;
 
+/** drainLockFindings() when there is nothing new (callers only read it). */
+const NO_FINDINGS: LockFinding[] = [];
+
 export class MachineHost implements FuzzHost {
   readonly revision;
   readonly arch;
@@ -77,17 +80,40 @@ export class MachineHost implements FuzzHost {
   createDomain(domid: number): void {
     const s = this.specs.get(domid);
     if (s === undefined || this.m.domain(domid) !== undefined) return;
-    this.m.createDomain(domainConfig(s));
+    this.createGen++;
+    try {
+      this.m.createDomain(domainConfig(s));
+    } finally {
+      this.createGen++;
+    }
   }
 
   destroyDomain(domid: number): void {
     this.m.destroyDomain(domid);
   }
 
+  /**
+   * The ids domids() returned last, valid while the machine's domain count
+   * and createGen are what they were then. Domains are added only by
+   * createDomain (which bumps createGen) and otherwise only leave the map, so
+   * an unchanged count means an unchanged set (in the same order).
+   */
+  private ids: readonly number[] = [];
+  private idsSize = -1;
+  private idsGen = -1;
+  private createGen = 0;
+
   domids(): number[] {
-    const out: number[] = [];
-    for (const [id, d] of this.m.domains) if (!d.system) out.push(id);
-    return out;
+    const doms = this.m.domains;
+    if (doms.size !== this.idsSize || this.createGen !== this.idsGen) {
+      const out: number[] = [];
+      for (const [id, d] of doms) if (!d.system) out.push(id);
+      this.ids = out;
+      this.idsSize = doms.size;
+      this.idsGen = this.createGen;
+    }
+    // Shared between calls: callers only read it.
+    return this.ids as number[];
   }
 
   dying(domid: number): boolean {
@@ -136,35 +162,52 @@ export class MachineHost implements FuzzHost {
     return true;
   }
 
+  /** drainLog's records and array, reused by the next drain (the checker applies them at once). */
+  private readonly logOut: P2mWrite[] = [];
+  private readonly logPool: P2mWrite[] = [];
+
   private drainLog(): P2mWrite[] | null {
-    const c = this.m.core;
-    const dv = this.view();
-    const total = dv.getUint32(this.logPtr + 8, true) + dv.getUint32(this.logPtr + 12, true) * 0x100000000;
+    const u = this.u32();
+    const p = this.logPtr >>> 2;
+    const total = u[p + 2] + u[p + 3] * 0x100000000;
     const n = total - this.logSeen;
-    const out: P2mWrite[] = [];
+    const out = this.logOut;
+    if (out.length > 0) out.length = 0;
     if (n > this.logCap) {
       this.logSeen = total;
       return null;
     }
-    for (let k = this.logSeen; k < total; k++) {
-      const r = this.logPtr + 16 + (k & (this.logCap - 1)) * 32;
-      const slot = dv.getUint32(r + 28, true);
-      const d = this.m.bySlot[slot];
+    const pool = this.logPool;
+    const bySlot = this.m.bySlot;
+    const mask = this.logCap - 1;
+    let k = 0;
+    for (let i = this.logSeen; i < total; i++) {
+      const r = p + 4 + (i & mask) * 8;
+      const d = bySlot[u[r + 7]];
       if (d === undefined || d.system) continue;
-      out.push({
-        domid: d.domid,
-        gfn: dv.getUint32(r, true) + dv.getUint32(r + 4, true) * 0x100000000,
-        level: dv.getUint32(r + 24, true) & P2M_LOG_LEVEL_MASK,
-        bbm: (dv.getUint32(r + 24, true) & P2M_LOG_BREAK) !== 0,
-        oldLo: dv.getUint32(r + 8, true),
-        oldHi: dv.getUint32(r + 12, true),
-        newLo: dv.getUint32(r + 16, true),
-        newHi: dv.getUint32(r + 20, true),
-      });
+      let w = pool[k];
+      if (w === undefined) pool[k] = w = { domid: 0, gfn: 0, level: 0, bbm: false, oldLo: 0, oldHi: 0, newLo: 0, newHi: 0 };
+      w.domid = d.domid;
+      w.gfn = u[r] + u[r + 1] * 0x100000000;
+      w.level = u[r + 6] & P2M_LOG_LEVEL_MASK;
+      w.bbm = (u[r + 6] & P2M_LOG_BREAK) !== 0;
+      w.oldLo = u[r + 2];
+      w.oldHi = u[r + 3];
+      w.newLo = u[r + 4];
+      w.newHi = u[r + 5];
+      out.push(w);
+      k++;
     }
     this.logSeen = total;
-    void c;
     return out;
+  }
+
+  private u32view: Uint32Array | null = null;
+
+  private u32(): Uint32Array {
+    // memory.buffer is a slow getter: re-read it only when the old buffer was detached by a grow.
+    if (this.u32view === null || this.u32view.length === 0) this.u32view = new Uint32Array(this.m.core.memory.buffer);
+    return this.u32view;
   }
 
   private useLog: boolean | null = null;
@@ -297,10 +340,17 @@ export class MachineHost implements FuzzHost {
     return this.ram;
   }
 
-  private grantCache = new Map<number, GrantView | null>();
+  /**
+   * grant(domid) as of its first call since the last invalidate(). A view
+   * equal to the previous one is the previous object, so callers can tell
+   * "unchanged" by identity (xenheapChanged does).
+   */
+  private readonly grantCache = new Map<number, { gen: number; g: unknown; view: GrantView | null }>();
+  /** Bumped by invalidate() (cheaper than clearing the cache every step). */
+  private grantGen = 0;
 
   invalidate(): void {
-    this.grantCache.clear();
+    this.grantGen++;
   }
 
   countInto(mfn: number, out: Uint32Array): boolean {
@@ -318,12 +368,19 @@ export class MachineHost implements FuzzHost {
   }
 
   grant(domid: number): GrantView | null {
-    let v = this.grantCache.get(domid);
-    if (v === undefined) {
-      v = this.grantUncached(domid);
-      this.grantCache.set(domid, v);
+    let e = this.grantCache.get(domid);
+    if (e !== undefined && e.gen === this.grantGen) return e.view;
+    const g = this.m.domain(domid)?.grant ?? null;
+    if (e === undefined) this.grantCache.set(domid, (e = { gen: 0, g: null, view: null }));
+    e.gen = this.grantGen;
+    if (g === null) {
+      e.g = null;
+      e.view = null;
+    } else if (e.g !== g || e.view === null || !sameGrant(e.view, g)) {
+      e.g = g;
+      e.view = this.grantUncached(domid);
     }
-    return v;
+    return e.view;
   }
 
   private grantUncached(domid: number): GrantView | null {
@@ -348,10 +405,11 @@ export class MachineHost implements FuzzHost {
   }
 
   drainLockFindings(): LockFinding[] {
-    const out: LockFinding[] = [];
     const lv = this.m.lockdep.violations;
-    for (; this.lockdepSeen < lv.length; this.lockdepSeen++) out.push({ kind: "lock-order", message: lv[this.lockdepSeen].message });
     const c = this.m.gfnAudit.counts.violations;
+    if (this.lockdepSeen >= lv.length && c <= this.auditSeen) return NO_FINDINGS; // the usual case, without an array per op
+    const out: LockFinding[] = [];
+    for (; this.lockdepSeen < lv.length; this.lockdepSeen++) out.push({ kind: "lock-order", message: lv[this.lockdepSeen].message });
     if (c > this.auditSeen) {
       const v = this.m.gfnAudit.violations();
       const f = v[Math.min(this.auditSeen, v.length - 1)];
@@ -406,35 +464,38 @@ export class MachineHost implements FuzzHost {
   }
 
   xenheapChanged(domid: number, seen: unknown[]): boolean {
-    // `seen` holds, flat: domain, grant table, nr grant / status frames, shared_info,
-    // then the frames and (PRE/HARDEN) the stored GFNs up to the nr counts.
+    // `seen` holds the domain, its grant view and shared_info. grant() hands out
+    // the same view object while the grant table's frames and (PRE/HARDEN)
+    // stored GFNs stay equal, so identity says whether anything changed.
     const d = this.m.domain(domid);
-    const g = d?.grant ?? null;
-    const nrG = g === null ? -1 : g.nrGrantFrames;
-    const nrS = g === null ? -1 : g.nrStatusFrames;
+    const v = this.grant(domid);
     const si = d === undefined ? undefined : d.sharedInfo;
-    const sg = g === null ? null : g.sharedGfn;
-    const tg = g === null ? null : g.statusGfn;
-    const len = 5 + (g === null ? 0 : nrG + nrS + (sg === null ? 0 : nrG) + (tg === null ? 0 : nrS));
-    let same = seen.length === len && seen[0] === d && seen[1] === g && seen[2] === nrG && seen[3] === nrS && seen[4] === si;
-    if (same && g !== null) {
-      let k = 5;
-      for (let i = 0; same && i < nrG; i++) same = seen[k++] === g.shared[i];
-      for (let i = 0; same && i < nrS; i++) same = seen[k++] === g.status[i];
-      if (sg !== null) for (let i = 0; same && i < nrG; i++) same = seen[k++] === sg[i];
-      if (tg !== null) for (let i = 0; same && i < nrS; i++) same = seen[k++] === tg[i];
-    }
-    if (same) return false;
+    if (seen.length === 3 && seen[0] === d && seen[1] === v && seen[2] === si) return false;
     seen.length = 0;
-    seen.push(d, g, nrG, nrS, si);
-    if (g !== null) {
-      for (let i = 0; i < nrG; i++) seen.push(g.shared[i]);
-      for (let i = 0; i < nrS; i++) seen.push(g.status[i]);
-      if (sg !== null) for (let i = 0; i < nrG; i++) seen.push(sg[i]);
-      if (tg !== null) for (let i = 0; i < nrS; i++) seen.push(tg[i]);
-    }
+    seen.push(d, v, si);
     return true;
   }
+}
+
+/** Does `v` (a view of `g`) still describe `g`: version, frame counts, frames, stored GFNs? */
+function sameGrant(v: GrantView, g: { version: number; nrGrantFrames: number; nrStatusFrames: number; shared: bigint[]; status: bigint[]; sharedGfn: bigint[] | null; statusGfn: bigint[] | null }): boolean {
+  if (v.version !== g.version || v.nrGrantFrames !== g.nrGrantFrames || v.nrStatusFrames !== g.nrStatusFrames) return false;
+  const nG = Math.min(g.shared.length, g.nrGrantFrames);
+  const nS = Math.min(g.status.length, g.nrStatusFrames);
+  if (v.shared.length !== nG || v.status.length !== nS) return false;
+  for (let i = 0; i < nG; i++) if (v.shared[i] !== Number(g.shared[i])) return false;
+  for (let i = 0; i < nS; i++) if (v.status[i] !== Number(g.status[i])) return false;
+  if (!sameArr(v.sharedGfn, g.sharedGfn, g.nrGrantFrames) || !sameArr(v.statusGfn, g.statusGfn, g.nrStatusFrames)) return false;
+  return true;
+}
+
+/** Is `a` what `b.slice(0, n)` would give (null for null)? */
+function sameArr(a: Array<number | bigint> | null, b: bigint[] | null, n: number): boolean {
+  if (a === null || b === null) return a === b;
+  const len = Math.max(0, Math.min(b.length, n));
+  if (a.length !== len) return false;
+  for (let i = 0; i < len; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** A stage-2 level-3 descriptor for (mfn, type) as (lo, hi). */

@@ -50,8 +50,18 @@ export function traceOf(decisions: number[], steps: number): number[] {
   return t;
 }
 
+/** One hypercall of a step with its result and (e) expectation, as afterStep takes them. */
+interface Row {
+  call: FuzzCall;
+  result: HypercallResult | undefined;
+  expectOk: string | null;
+}
+
 export class FuzzSession {
   readonly checker: InvariantChecker;
+  /** The step's rows, reused every step (the checker reads them during afterStep only). */
+  private readonly rows: Row[] = [];
+  private readonly rowPool: Row[] = [];
   /** Running hash of every result and the final shadow. */
   private h = 0x811c9dc5;
   index = 0;
@@ -88,7 +98,8 @@ export class FuzzSession {
     const scope = ck.newScope();
     const typeSnap = ck.snapshotTypeBits();
     const out: StepOutcome = { results: [] };
-    const rows: Array<{ call: FuzzCall; result: HypercallResult | undefined; expectOk: string | null }> = [];
+    const rows = this.rows;
+    if (rows.length > 0) rows.length = 0;
     let destroyed: number | null = null;
     ck.inPar = step.kind === "par";
     try {
@@ -101,7 +112,7 @@ export class FuzzSession {
           const r = issuable(host, step.call) ? host.call(step.call.caller, step.call.req) : undefined;
           ck.scopeOf(step.call, scope);
           out.results.push(r);
-          rows.push({ call: step.call, result: r, expectOk });
+          this.row(step.call, r, expectOk);
           break;
         }
         case "par": {
@@ -117,7 +128,7 @@ export class FuzzSession {
           for (const c of step.calls) ck.scopeOf(c, scope);
           for (let i = 0; i < step.calls.length; i++) {
             out.results.push(res.results[i]);
-            rows.push({ call: step.calls[i], result: res.results[i], expectOk: null });
+            this.row(step.calls[i], res.results[i], null);
           }
           if (res.outcome === "deadlock") ck.hostFinding(op, "locks", res.deadlock!.message, { decisions: res.decisions });
           else if (res.outcome === "error" && host.crash() === null) {
@@ -156,6 +167,18 @@ export class FuzzSession {
     ck.afterStep(op, scope, rows, typeSnap, destroyed);
     if (host.crash() !== null) this.stopped = true;
     return out;
+  }
+
+  private row(call: FuzzCall, result: HypercallResult | undefined, expectOk: string | null): void {
+    const k = this.rows.length;
+    let r = this.rowPool[k];
+    if (r === undefined) this.rowPool[k] = r = { call, result, expectOk };
+    else {
+      r.call = call;
+      r.result = result;
+      r.expectOk = expectOk;
+    }
+    this.rows.push(r);
   }
 
   /** Final full scan. */
