@@ -106,6 +106,8 @@ export interface FuzzHost {
    * views of domains that did not change.
    */
   xenheapChanged?(domid: number, seen: unknown[]): boolean;
+  /** The first RAM frame at or after `from` whose PGC_state is not free (what countInto + a state test finds), or -1. */
+  nextInUse?(from: number): number;
   /** walkP2m(domid) and tablePages(domid) from one walk of the tables; null when walkP2m is. */
   walkP2mTables?(domid: number): { leaves: number[]; tables: { tables: number[]; expected: number } | null } | null;
 }

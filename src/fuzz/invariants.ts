@@ -382,6 +382,10 @@ class FrameWatch {
   /** Frames in RAM whose PGC_state is not free, in MFN order, into `out`. */
   inUse(out: number[]): void {
     out.length = 0;
+    if (this.host.nextInUse !== undefined) {
+      for (let m = this.host.nextInUse(this.lo); m >= 0; m = this.host.nextInUse(m + 1)) out.push(m);
+      return;
+    }
     if (this.mem === null) {
       const c = new Uint32Array(2);
       for (let m = this.lo; m < this.hi; m++) if (this.host.countInto(m, c) && !countFree(c, this.arm64)) out.push(m);
@@ -395,6 +399,7 @@ class FrameWatch {
 
   /** The first frame in RAM at or after `from` whose PGC_state is not free; -1 if none (inUse without the list). */
   nextInUse(from: number): number {
+    if (this.host.nextInUse !== undefined) return this.host.nextInUse(from);
     if (this.mem === null) {
       const c = new Uint32Array(2);
       for (let m = Math.max(from, this.lo); m < this.hi; m++) if (this.host.countInto(m, c) && !countFree(c, this.arm64)) return m;
@@ -589,6 +594,7 @@ export class InvariantChecker {
   private readonly badLeaves = new Map<number, Set<ShadowLeaf>>();
   /** Leaves to re-evaluate for (b). */
   private pending: ShadowLeaf[] = [];
+  private pendingSpare: ShadowLeaf[] = [];
   private readonly frames: FrameWatch;
   /** Per live domain: its xenheap frames (a, h) and the (a) verdict. */
   private readonly xh = new Map<number, XenheapState>();
@@ -752,12 +758,15 @@ export class InvariantChecker {
   private settleLeaves(): void {
     const q = this.pending;
     if (q.length === 0) return;
-    this.pending = [];
+    // Swap in the spare queue (anything queued meanwhile waits for the next settle), no new array per op.
+    this.pending = this.pendingSpare;
     for (const l of q) {
       if (!l.live) continue;
       const bad = (isRam(l.type) || isForeign(l.type) || isGrant(l.type)) && this.refProblem(l, l.domid, this.pageNow(l.mfn)) !== null;
       if (bad !== l.bad) this.setBad(l, bad);
     }
+    q.length = 0;
+    this.pendingSpare = q;
   }
 
   /** Would report(invariant, sub) record anything? */

@@ -345,13 +345,30 @@ export class MachineHost implements FuzzHost {
    * equal to the previous one is the previous object, so callers can tell
    * "unchanged" by identity (xenheapChanged does).
    */
-  private readonly grantCache = new Map<number, { gen: number; g: unknown; view: GrantView | null }>();
+  private readonly grantCache = new Map<number, GrantCacheEntry>();
   /** Bumped by invalidate() (cheaper than clearing the cache every step). */
   private grantGen = 0;
 
   invalidate(): void {
     this.grantGen++;
   }
+
+  nextInUse(from: number): number {
+    const [lo, hi] = this.ram;
+    const m0 = Math.max(from, lo);
+    if (m0 >= hi) return -1;
+    const c = this.m.core as unknown as { check_next_in_use?: (from: number, to: number) => number };
+    if (typeof c.check_next_in_use === "function") {
+      // assembly/check/scan.ts: the same test over linear memory (16 Ki records, a few dozen in use).
+      const m = c.check_next_in_use(m0, hi) >>> 0;
+      return m >= hi ? -1 : m;
+    }
+    const cnt = this.cnt;
+    for (let m = m0; m < hi; m++) if (this.countInto(m, cnt) && ((((this.is64 ? cnt[1] : cnt[0]) >>> 23) & 3) !== 3)) return m;
+    return -1;
+  }
+
+  private readonly cnt = new Uint32Array(2);
 
   countInto(mfn: number, out: Uint32Array): boolean {
     if (mfn < this.ram[0] || mfn >= this.ram[1]) return false;
@@ -371,14 +388,17 @@ export class MachineHost implements FuzzHost {
     let e = this.grantCache.get(domid);
     if (e !== undefined && e.gen === this.grantGen) return e.view;
     const g = this.m.domain(domid)?.grant ?? null;
-    if (e === undefined) this.grantCache.set(domid, (e = { gen: 0, g: null, view: null }));
+    if (e === undefined) this.grantCache.set(domid, (e = { gen: 0, g: null, view: null, shared: [], status: [] }));
     e.gen = this.grantGen;
     if (g === null) {
       e.g = null;
       e.view = null;
-    } else if (e.g !== g || e.view === null || !sameGrant(e.view, g)) {
+    } else if (e.g !== g || e.view === null || !sameGrant(e, g)) {
       e.g = g;
       e.view = this.grantUncached(domid);
+      // The frames as the table holds them (BigInts compare faster than they convert).
+      e.shared = g.shared.slice(0, g.nrGrantFrames);
+      e.status = g.status.slice(0, g.nrStatusFrames);
     }
     return e.view;
   }
@@ -477,14 +497,35 @@ export class MachineHost implements FuzzHost {
   }
 }
 
-/** Does `v` (a view of `g`) still describe `g`: version, frame counts, frames, stored GFNs? */
-function sameGrant(v: GrantView, g: { version: number; nrGrantFrames: number; nrStatusFrames: number; shared: bigint[]; status: bigint[]; sharedGfn: bigint[] | null; statusGfn: bigint[] | null }): boolean {
+interface GrantTableFields {
+  version: number;
+  nrGrantFrames: number;
+  nrStatusFrames: number;
+  shared: bigint[];
+  status: bigint[];
+  sharedGfn: bigint[] | null;
+  statusGfn: bigint[] | null;
+}
+
+/** MachineHost.grant's cache: the view of `g` made at generation `gen`, and the frames it was made from. */
+interface GrantCacheEntry {
+  gen: number;
+  g: GrantTableFields | null;
+  view: GrantView | null;
+  shared: bigint[];
+  status: bigint[];
+}
+
+/** Does `e.view` (made from `g`) still describe `g`: version, frame counts, frames, stored GFNs? */
+function sameGrant(e: GrantCacheEntry, g: GrantTableFields): boolean {
+  const v = e.view!;
   if (v.version !== g.version || v.nrGrantFrames !== g.nrGrantFrames || v.nrStatusFrames !== g.nrStatusFrames) return false;
   const nG = Math.min(g.shared.length, g.nrGrantFrames);
   const nS = Math.min(g.status.length, g.nrStatusFrames);
-  if (v.shared.length !== nG || v.status.length !== nS) return false;
-  for (let i = 0; i < nG; i++) if (v.shared[i] !== Number(g.shared[i])) return false;
-  for (let i = 0; i < nS; i++) if (v.status[i] !== Number(g.status[i])) return false;
+  const sh = e.shared, st = e.status;
+  if (sh.length !== nG || st.length !== nS) return false;
+  for (let i = 0; i < nG; i++) if (sh[i] !== g.shared[i]) return false;
+  for (let i = 0; i < nS; i++) if (st[i] !== g.status[i]) return false;
   if (!sameArr(v.sharedGfn, g.sharedGfn, g.nrGrantFrames) || !sameArr(v.statusGfn, g.statusGfn, g.nrStatusFrames)) return false;
   return true;
 }
