@@ -809,6 +809,11 @@ export class InvariantChecker {
       fw.accept(slot);
     }
     if (hBad !== null) this.reportTypeBits(op, hBad);
+    this.syncB(changed, domsChanged);
+    this.syncC(ids, domsChanged, changed);
+  }
+
+  private syncB(changed: number[], domsChanged: boolean): void {
     for (const m of changed) {
       const r = this.rev.get(m);
       if (r !== undefined) for (const l of r) this.pending.push(l);
@@ -818,6 +823,10 @@ export class InvariantChecker {
       for (const m of this.shadow.doms.values()) for (const l of m.values()) this.pending.push(l);
       for (const st of this.xh.values()) st.dirty = true;
     }
+  }
+
+  private syncC(ids: number[], domsChanged: boolean, changed: number[]): void {
+    const host = this.host;
     // Xenheap frames per live domain.
     let listsChanged = domsChanged;
     for (const d of ids) {

@@ -245,7 +245,12 @@ export class MachineHost implements FuzzHost {
     const d = this.m.domain(domid);
     if (d === undefined) return null;
     if (this.useLog === null) this.useLog = this.enableLog();
-    if (this.useLog && this.hdr >= 0) return this.walkTables(d.slot);
+    if (this.useLog && this.hdr >= 0) {
+      // walkTables' walk without its closure and DataView (same leaves, same order).
+      const wt = this.walkP2mTables(domid);
+      if (wt !== null) return wt.leaves;
+      return this.walkTables(d.slot);
+    }
     return this.walkRuns(domid);
   }
 

@@ -1,7 +1,7 @@
 // Executes fuzz steps on a host and checks the invariants after each one.
 
 import { Scheduler } from "../locks/index.js";
-import type { LockGen, ScheduleResult } from "../locks/index.js";
+import type { LockGen, ScheduleResult, SchedPoint } from "../locks/index.js";
 import { DOMID_SELF, type HypercallResult } from "../machine/api.js";
 import type { FuzzCall, FuzzStep } from "./generator.js";
 import type { FuzzHost } from "./host.js";
@@ -30,9 +30,53 @@ export function issuable(host: FuzzHost, c: FuzzCall): boolean {
   return !host.domids().includes(t) || host.canCall(t);
 }
 
-function* lazyCall(host: FuzzHost, c: FuzzCall, vcpu: number): LockGen<HypercallResult> {
-  if (!issuable(host, c)) return { rc: 0, skipped: true };
-  return yield* host.gen(c.caller, vcpu, c.req);
+/**
+ * A vCPU of a `par` group: decides whether to issue its call when it first
+ * runs, then is the call's generator. What `function* { if (!issuable) return
+ * skipped; return yield* host.gen(...) }` does, without a generator frame
+ * between the scheduler and the call at every lock point.
+ */
+class LazyCall implements LockGen<HypercallResult> {
+  private inner: LockGen<HypercallResult> | null = null;
+  private state = 0; // 0 not started, 1 running the call, 2 done
+
+  constructor(private readonly host: FuzzHost, private readonly c: FuzzCall, private readonly vcpu: number) {}
+
+  next(): IteratorResult<SchedPoint, HypercallResult> {
+    if (this.state === 1) return this.forward(this.inner!.next());
+    if (this.state === 2) return { done: true, value: undefined as unknown as HypercallResult };
+    if (!issuable(this.host, this.c)) {
+      this.state = 2;
+      return { done: true, value: { rc: 0, skipped: true } };
+    }
+    this.state = 1;
+    this.inner = this.host.gen(this.c.caller, this.vcpu, this.c.req);
+    return this.forward(this.inner.next());
+  }
+
+  private forward(r: IteratorResult<SchedPoint, HypercallResult>): IteratorResult<SchedPoint, HypercallResult> {
+    if (r.done === true) this.state = 2;
+    return r;
+  }
+
+  return(value: HypercallResult): IteratorResult<SchedPoint, HypercallResult> {
+    if (this.state === 1) {
+      this.state = 2;
+      return this.inner!.return(value);
+    }
+    this.state = 2;
+    return { done: true, value };
+  }
+
+  throw(e: unknown): IteratorResult<SchedPoint, HypercallResult> {
+    if (this.state === 1) return this.forward(this.inner!.throw(e));
+    this.state = 2;
+    throw e;
+  }
+
+  [Symbol.iterator](): this {
+    return this;
+  }
 }
 
 /** Expand a decision log ([step, cpu] pairs) into the cpu run at each of `steps` steps. */
@@ -119,7 +163,7 @@ export class FuzzSession {
           for (const c of step.calls) ck.scopeOf(c, scope);
           // Each vCPU decides whether to enter its hypercall when it first runs: a domain crashed by
           // an earlier vCPU of the group has its other vCPUs paused before they can start one.
-          const gens: LockGen<HypercallResult>[] = step.calls.map((c, i) => lazyCall(host, c, i));
+          const gens: LockGen<HypercallResult>[] = step.calls.map((c, i) => new LazyCall(host, c, i));
           const res = step.decisions ? runPinned(gens, step.decisions) : new Scheduler({ seed: step.sched }).run(gens);
           host.afterGroup();
           host.invalidate();
