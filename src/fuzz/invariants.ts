@@ -809,11 +809,12 @@ export class InvariantChecker {
       fw.accept(slot);
     }
     if (hBad !== null) this.reportTypeBits(op, hBad);
-    this.syncB(changed, domsChanged);
-    this.syncC(ids, domsChanged, changed);
+    this.queueChanged(changed, domsChanged);
+    this.syncXenheap(ids, domsChanged, changed);
   }
 
-  private syncB(changed: number[], domsChanged: boolean): void {
+  /** sync, part 2: queue the leaves and xenheap verdicts that changed records (or a changed domain set) affect. */
+  private queueChanged(changed: number[], domsChanged: boolean): void {
     for (const m of changed) {
       const r = this.rev.get(m);
       if (r !== undefined) for (const l of r) this.pending.push(l);
@@ -825,7 +826,8 @@ export class InvariantChecker {
     }
   }
 
-  private syncC(ids: number[], domsChanged: boolean, changed: number[]): void {
+  /** sync, part 3: each live domain's xenheap frames, their watch references and (h)'s owners. */
+  private syncXenheap(ids: number[], domsChanged: boolean, changed: number[]): void {
     const host = this.host;
     // Xenheap frames per live domain.
     let listsChanged = domsChanged;
