@@ -835,9 +835,9 @@ export class InvariantChecker {
       let st = this.xh.get(d);
       if (st === undefined) this.xh.set(d, (st = { seen: [], pages: [], arrs: [], dirty: true, bad: false }));
       if (host.xenheapChanged === undefined || host.xenheapChanged(d, st.seen)) {
-        this.xenheapPagesOf(d, st);
+        // Often only a stored GFN or the version changed, not which frames: then the union below stands.
+        if (this.xenheapPagesOf(d, st)) listsChanged = true;
         st.dirty = true;
-        listsChanged = true;
       }
     }
     if (this.xh.size !== ids.length) {
@@ -1035,8 +1035,11 @@ export class InvariantChecker {
     return `${what} (mfn 0x${mfn.toString(16)}) of d${d} is not mapped and gfn 0x${g.toString(16)} is free`;
   }
 
-  /** The domain's xenheap frames as (a) lists them: grant frames, status frames, shared_info; with the stored GFN arrays' entries. */
-  private xenheapPagesOf(domid: number, st: XenheapState): void {
+  /** The domain's xenheap frames as (a) lists them: grant frames, status frames, shared_info; with the stored GFN arrays' entries. Did the frames change? */
+  private xenheapPagesOf(domid: number, st: XenheapState): boolean {
+    const old = this.pagesScratch;
+    old.length = 0;
+    for (const m of st.pages) old.push(m);
     st.pages.length = 0;
     st.arrs.length = 0;
     const gv = this.host.grant(domid);
@@ -1046,7 +1049,12 @@ export class InvariantChecker {
     }
     const si = this.host.sharedInfoMfn(domid);
     if (si !== null) (st.pages.push(si), st.arrs.push(null));
+    if (old.length !== st.pages.length) return true;
+    for (let i = 0; i < old.length; i++) if (old[i] !== st.pages[i]) return true;
+    return false;
   }
+
+  private readonly pagesScratch: number[] = [];
 
   /**
    * Called when a step begins. (h) needs the type_info of every xenheap page
