@@ -26,3 +26,14 @@ export function check_next_in_use(from: u32, to: u32): u32 {
   }
   return to;
 }
+
+/**
+ * The index of the first descriptor at or after `from` in the 512-entry
+ * table page at linear address `table` that is valid (p2m_is_valid: the
+ * P2M type in bits 55-58 is not p2m_invalid), or 512. A fuzz P2M's table
+ * pages are mostly empty; the host walks only the entries this returns.
+ */
+export function check_next_valid_entry(table: u32, from: u32): u32 {
+  for (let i = from; i < 512; i++) if (((load<u32>(<usize>table + <usize>i * 8 + 4) >>> 23) & 0xf) != 0) return i;
+  return 512;
+}

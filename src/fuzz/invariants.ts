@@ -1484,7 +1484,8 @@ export class InvariantChecker {
       const owner = this.ownerOf(mfn, owners);
       if (owner < 0 || !live.has(owner)) continue;
       if (host.dying(owner)) continue;
-      const p = host.page(mfn)!;
+      // host.page(mfn) without a lookup through the core (the owner is the one just found).
+      const p = this.frames.direct ? this.pageNow(mfn)! : host.page(mfn)!;
       const leaked = this.remapLeaks.get(mfn) ?? 0;
       const want = (pageAllocated(p, arm64) ? 1 : 0) + (foreign.get(mfn) ?? 0);
       const got = pageCount(p, arm64);
