@@ -343,15 +343,16 @@ class FrameWatch {
     }
     const u = this.view();
     const at = this.at, n = this.n, dirty = this.dirty;
+    // One branch per record: the XORs of all its words ORed (almost every record is unchanged).
     if (this.arm64) {
       for (let k = 0, o = 0; k < n; k++, o += 6) {
         const w = at[k];
-        if (u[w] !== c[o] || u[w + 1] !== c[o + 1] || u[w + 2] !== c[o + 2] || u[w + 3] !== c[o + 3] || u[w + 4] !== c[o + 4] || u[w + 5] !== c[o + 5]) dirty[nd++] = k;
+        if (((u[w] ^ c[o]) | (u[w + 1] ^ c[o + 1]) | (u[w + 2] ^ c[o + 2]) | (u[w + 3] ^ c[o + 3]) | (u[w + 4] ^ c[o + 4]) | (u[w + 5] ^ c[o + 5])) !== 0) dirty[nd++] = k;
       }
     } else {
       for (let k = 0, o = 0; k < n; k++, o += 6) {
         const w = at[k];
-        if (u[w] !== c[o] || u[w + 1] !== c[o + 2] || u[w + 2] !== c[o + 4]) dirty[nd++] = k;
+        if (((u[w] ^ c[o]) | (u[w + 1] ^ c[o + 2]) | (u[w + 2] ^ c[o + 4])) !== 0) dirty[nd++] = k;
       }
     }
     return nd;
@@ -955,6 +956,46 @@ export class InvariantChecker {
       case "XENMEM_acquire_resource":
         if (req.frame_list) for (const g of req.frame_list) this.addGfn(s, caller, g);
         break;
+      case "GNTTABOP_set_version": {
+        const gv = this.host.grant(caller);
+        if (gv !== null) for (const m of gv.status) s.mfns.add(m);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  /**
+   * scopeOf(call, s) again, after the call ran: what the host may now say
+   * differently (grant frames, shared_info). The rest of scopeOf depends on
+   * the call and on the shadow, which only afterStep changes, so it would
+   * add the same domains, GFN ranges and decrease records a second time
+   * (none of which changes what the checks find).
+   */
+  rescopeAfter(call: FuzzCall, s: Scope): void {
+    const { caller, req } = call;
+    switch (req.op) {
+      case "XENMEM_add_to_physmap": {
+        const d = this.resolveDom(caller, req.domid);
+        if (req.space === XENMAPSPACE_grant_table) {
+          const m = this.grantFrameMfn(d, idx32(req.idx));
+          if (m !== null) s.mfns.add(m);
+        } else if (req.space === XENMAPSPACE_shared_info) {
+          const m = this.host.sharedInfoMfn(d);
+          if (m !== null) s.mfns.add(m);
+        }
+        break;
+      }
+      case "XENMEM_add_to_physmap_batch": {
+        if (req.space !== XENMAPSPACE_grant_table) break;
+        const d = this.resolveDom(caller, req.domid);
+        for (const i of req.idxs) {
+          const m = this.grantFrameMfn(d, idx32(i));
+          if (m !== null) s.mfns.add(m);
+        }
+        break;
+      }
       case "GNTTABOP_set_version": {
         const gv = this.host.grant(caller);
         if (gv !== null) for (const m of gv.status) s.mfns.add(m);

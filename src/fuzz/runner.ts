@@ -154,7 +154,7 @@ export class FuzzSession {
           // A call from a domain that does not exist (shrunk runs may lose the create) or that Xen
           // has crashed (domain_crash: its vCPUs no longer run) is not issued.
           const r = issuable(host, step.call) ? host.call(step.call.caller, step.call.req) : undefined;
-          ck.scopeOf(step.call, scope);
+          ck.rescopeAfter(step.call, scope);
           out.results.push(r);
           this.row(step.call, r, expectOk);
           break;
@@ -169,7 +169,7 @@ export class FuzzSession {
           host.invalidate();
           out.decisions = res.decisions;
           out.trace = traceOf(res.decisions, res.steps);
-          for (const c of step.calls) ck.scopeOf(c, scope);
+          for (const c of step.calls) ck.rescopeAfter(c, scope);
           for (let i = 0; i < step.calls.length; i++) {
             out.results.push(res.results[i]);
             this.row(step.calls[i], res.results[i], null);
