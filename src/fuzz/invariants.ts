@@ -98,10 +98,6 @@ export function decodeLeaf(lo: number, hi: number, level: number): Leaf | null {
   return { mfn: (hi & 0xffff) * 0x100000 + (lo >>> 12), type };
 }
 
-function isTable(lo: number, hi: number, level: number): boolean {
-  return level < 3 && ((hi >>> 23) & 0xf) !== 0 && (lo & 2) !== 0;
-}
-
 const LEVEL_PAGES = [512 * 512 * 512, 512 * 512, 512, 1];
 
 /** What (b)'s sub-classes mean, for messages. */
