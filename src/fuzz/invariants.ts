@@ -734,7 +734,9 @@ export class InvariantChecker {
    */
   private refProblem(l: ShadowLeaf, domid: number, p: PageView | null): string | null {
     const sub = this.refProblemRaw(l, domid, p);
-    if (sub === null || sub === "") return sub;
+    // A leaf already judged a violation stays one: triage files a state when it
+    // arises, in the context of the step that caused it, not in a later step's.
+    if (sub === null || sub === "" || l.bad) return sub;
     const id = this.triage.classify({ invariant: "p2m-ref", sub, domid, gfn: l.gfn, mfn: l.mfn }, this.triageCtx);
     if (id === null) return sub;
     this.sighted(this.curOp, id, `p2m-ref:${sub}`, `d${domid} gfn 0x${l.gfn.toString(16)} (type ${l.type}) maps mfn 0x${l.mfn.toString(16)}: ${REF_PROBLEM[sub] ?? sub}`);

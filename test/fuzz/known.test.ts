@@ -6,6 +6,9 @@ import type { FuzzCall } from "../../src/fuzz/generator.js";
 import { policyFor } from "../../src/revisions/index.js";
 import { DOMID_SELF } from "../../src/machine/api.js";
 import { replayRepro, runSeed } from "../../src/fuzz/replay.js";
+import { createFuzzHost } from "../../src/fuzz/machine-host.js";
+import { FuzzSession } from "../../src/fuzz/runner.js";
+import { defaultDomains } from "../../src/fuzz/generator.js";
 import { runDocumentToRepro } from "../../src/fuzz/runfmt.js";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -95,5 +98,30 @@ describe("the head reproducers are filed under their known finding, not as viola
     const r = await replayRepro(repro);
     expect(r.known).toEqual([]);
     expect(r.violations.map((v) => v.variant)).toContain("p2m-ref:count0");
+  });
+});
+
+describe("triage and the checker's incremental state", () => {
+  it("a leaf judged a violation stays one when a later step has a known finding's shape", async () => {
+    const host = await createFuzzHost({ revision: "head", arch: "arm64", domains: defaultDomains() });
+    const s = new FuzzSession(host, { fullEvery: 1000 });
+    const core = host.m.core;
+    const gfn = 0x40001;
+    const mfn = Number(host.m.p2mEntry(1, BigInt(gfn)).mfn);
+    const countAt = Number(core.frame_table_ptr()) + (mfn - Number(core.frametable_base_pdx())) * core.page_info_size() + 16;
+    // Fault injection: the mapped frame loses its references behind the checker's back.
+    const call = host.call.bind(host);
+    let armed = true;
+    host.call = (caller, req) => {
+      const r = call(caller, req);
+      if (armed) new BigUint64Array(core.memory.buffer, countAt, 1)[0] = 0n;
+      armed = false;
+      return r;
+    };
+    s.exec({ kind: "call", call: { caller: 1, req: { op: "XENMEM_maximum_gpfn", domid: 1 } } });
+    expect(s.violations.map((v) => v.variant)).toEqual(["p2m-ref:count0"]);
+    const dec = (g: number) => ({ caller: 1, req: { op: "XENMEM_decrease_reservation" as const, domid: 1, extent_start: [g], nr_extents: 1, extent_order: 0, mem_flags: 0 } });
+    expect(() => s.exec({ kind: "par", calls: [dec(0x40005), dec(0x40005)], sched: 3 })).not.toThrow();
+    expect(s.checker.known).toEqual([]);
   });
 });
