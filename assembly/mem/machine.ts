@@ -33,7 +33,8 @@
 // 144  u32 hooks mask          148  u32 p2m log ptr (entry-change ring)
 // 152  u32 p2m array ptr      156  u32 domain count in use
 // 160  u32 high-water mark: linear memory at or above it has never been used
-// 164..247 reserved
+// 164  u32 frame log ptr (frame-record change ring, mm/frame_log.ts)
+// 168..247 reserved
 // 248  u32 walk block ptr (walk/walker.ts)
 
 export const ARCH_ARM64: u32 = 0;
@@ -96,6 +97,7 @@ export const H_FEATURES: usize = 20;
 export const H_P2M_ARRAY: usize = 152;
 export const H_WALK: usize = 248;
 export const H_HWM: usize = 160;
+export const H_FRAME_LOG: usize = 164;
 
 // Domain slots: 1..MAX_DOMAINS (0 is NULL, the anonymous owner).
 export const MAX_DOMAINS: u32 = 64;

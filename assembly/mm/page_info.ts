@@ -22,6 +22,7 @@
 import { hdr_u32, hdr_u64, H_FRAME_TABLE, H_FT_BASE_PDX, H_RAM_START, H_MAX_PAGE, is_arm64, BITS_PER_LONG, LONG_MASK } from "../mem/machine";
 import { feature, F_GFN_IN_PAGE_INFO, F_NEED_SCRUB_OWN_BIT, F_TYPE_INFO_INITIALIZER } from "../revision";
 import { FRAMETABLE_VIRT_START } from "../mem/region";
+import { frame_logged } from "./frame_log";
 
 // @ts-ignore: decorator
 @inline export function PAGE_INFO_SIZE(): usize { return is_arm64() ? 56 : 32; }
@@ -168,30 +169,34 @@ export const FREE_FIELDS_MASK: u64 = 0x3FFFFF;
 // @ts-ignore: decorator
 @inline export function count_info(mfn: u64): u64 { return ld_word(pi(mfn) + OFF_COUNT()); }
 // @ts-ignore: decorator
-@inline export function set_count_info(mfn: u64, v: u64): void { st_word(pi(mfn) + OFF_COUNT(), v); }
+@inline export function set_count_info(mfn: u64, v: u64): void { frame_logged(mfn); st_word(pi(mfn) + OFF_COUNT(), v); }
 // @ts-ignore: decorator
 @inline export function type_info(mfn: u64): u64 { return ld_word(pi(mfn) + OFF_U()); }
 // @ts-ignore: decorator
-@inline export function set_type_info(mfn: u64, v: u64): void { st_word(pi(mfn) + OFF_U(), v); }
+@inline export function set_type_info(mfn: u64, v: u64): void { frame_logged(mfn); st_word(pi(mfn) + OFF_U(), v); }
 // v.inuse.domain: the owner's emulated struct domain address (0 = NULL).
 // @ts-ignore: decorator
 @inline export function owner_va(mfn: u64): u64 { return ld_word(pi(mfn) + OFF_V()); }
 // @ts-ignore: decorator
-@inline export function set_owner_va(mfn: u64, v: u64): void { st_word(pi(mfn) + OFF_V(), v); }
+@inline export function set_owner_va(mfn: u64, v: u64): void { frame_logged(mfn); st_word(pi(mfn) + OFF_V(), v); }
 // v.free.order is an unsigned int: only the low 4 bytes of v are written.
 // @ts-ignore: decorator
 @inline export function pfn_order(mfn: u64): u32 { return load<u32>(pi(mfn) + OFF_V()); }
 // @ts-ignore: decorator
-@inline export function set_pfn_order(mfn: u64, o: u32): void { store<u32>(pi(mfn) + OFF_V(), o); }
+@inline export function set_pfn_order(mfn: u64, o: u32): void { frame_logged(mfn); store<u32>(pi(mfn) + OFF_V(), o); }
 
 // @ts-ignore: decorator
 @inline export function page_state_is(mfn: u64, st: u64): bool { return (count_info(mfn) & PGC_state()) == st; }
 
-// cmpxchg on a word. Single-threaded Wasm: the loop in callers is kept so
-// that the code reads like Xen's and the host can interleave around it.
+// cmpxchg on a word of `mfn`'s record (the MFN for the frame-record log).
+// Single-threaded Wasm: the loop in callers is kept so that the code reads
+// like Xen's and the host can interleave around it.
 // @ts-ignore: decorator
-@inline export function cmpxchg_word(p: usize, old: u64, nw: u64): u64 {
+@inline export function cmpxchg_word(mfn: u64, p: usize, old: u64, nw: u64): u64 {
   let cur = ld_word(p);
-  if (cur == old) st_word(p, nw);
+  if (cur == old) {
+    frame_logged(mfn);
+    st_word(p, nw);
+  }
   return cur;
 }

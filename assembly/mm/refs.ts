@@ -40,7 +40,7 @@ export function page_get_owner_and_nr_reference(mfn: u64, nr: u64): u32 {
     x = y;
     let cnt = x & mask;
     if (cnt == 0 || cnt + nr > mask) return 0;
-    y = cmpxchg_word(p, x, (x + nr) & LONG_MASK());
+    y = cmpxchg_word(mfn, p, x, (x + nr) & LONG_MASK());
   } while (y != x);
   let owner = page_get_owner(mfn);
   if (owner == 0) xen_bug(BUG_ASSERT, 0x400);
@@ -68,7 +68,7 @@ export function put_page_nr(mfn: u64, nr: u64): void {
     x = y;
     if ((x & mask) < nr) xen_bug(BUG_ASSERT, 0x401);
     nx = x - nr;
-    y = cmpxchg_word(p, x, nx);
+    y = cmpxchg_word(mfn, p, x, nx);
   } while (y != x);
   if ((nx & mask) == 0) {
     if (feature(F_STATIC_FREE_DOMSTATIC) && (nx & PGC_static()) != 0) free_domstatic_page(mfn);

@@ -21,6 +21,6 @@ export function page_set_xenheap_gfn(mfn: u64, gfn: u64): void {
   let x: u64;
   do {
     x = y;
-    y = cmpxchg_word(p, x, (x & ~mask) | gfn_x);
+    y = cmpxchg_word(mfn, p, x, (x & ~mask) | gfn_x);
   } while (y != x);
 }

@@ -24,6 +24,7 @@ import { p2m_set_entry, p2m_get_entry, p2m_tlb_flush_sync } from "./p2m";
 export { p2m_geometry_init, p2m_init_array, p2m_vtcr, p2m_vmid_in_use } from "./geometry";
 import { p2m_ipa_bits } from "./geometry";
 export { p2m_log_ptr, p2m_log_count } from "./log";
+export { frame_log_ptr, frame_log_count, frame_log_note } from "../mm/frame_log";
 export {
   p2m_get_entry, p2m_set_entry, __p2m_set_entry, p2m_free_entry, p2m_split_superpage,
   p2m_put_l3_page, p2m_put_l2_superpage, p2m_tlb_flush_sync, p2m_force_tlb_flush_sync, p2m_read_entry,

@@ -22,12 +22,13 @@
 import { EINVAL, EBUSY } from "../errno";
 import {
   hdr_u32, hdr_set_u32, is_arm64, H_IPA_BITS, H_ROOT_LEVEL, H_ROOT_ORDER, H_T0SZ, H_SL0, H_PS,
-  H_VMID_BITS, H_P2M_ARRAY, H_P2M_LOG, MAX_DOMAINS, xen_bug, BUG_ASSERT, BUG_ON,
+  H_VMID_BITS, H_P2M_ARRAY, H_P2M_LOG, H_FRAME_LOG, MAX_DOMAINS, xen_bug, BUG_ASSERT, BUG_ON,
 } from "../mem/machine";
 import { region_alloc } from "../mem/region";
 import { feature, F_ARM32_PA_RANGE_32 } from "../revision";
 import { P2M_SIZE, P2M_GLOBALS, G_VMID_BITMAP, G_MAX_VMID } from "./p2m_domain";
 import { p2m_log_init } from "./log";
+import { frame_log_init } from "../mm/frame_log";
 
 
 export const INVALID_VMID: u32 = 0;
@@ -48,7 +49,8 @@ const VTCR_VS: u32 = 1 << 19;
 // @ts-ignore: decorator
 @inline export function p2m_ipa_bits(): u32 { return hdr_u32(H_IPA_BITS); }
 
-// Allocates (fresh) the p2m_domain array, the VMID bitmap and the change log.
+// Allocates (fresh) the p2m_domain array, the VMID bitmap and the change logs
+// (P2M entries, frame records: the hook rings live next to each other).
 export function p2m_init_array(): void {
   let arr = region_alloc(<usize>(MAX_DOMAINS + 1) * P2M_SIZE, 64);
   hdr_set_u32(H_P2M_ARRAY, <u32>arr);
@@ -58,6 +60,8 @@ export function p2m_init_array(): void {
   store<u32>(arr, MAX_VMID_8_BIT, G_MAX_VMID);
   hdr_set_u32(H_P2M_LOG, 0);
   p2m_log_init(4096);
+  hdr_set_u32(H_FRAME_LOG, 0);
+  frame_log_init(4096);
 }
 
 // Returns 0, or -EINVAL for a size Xen would panic on. `vmid16` = every CPU

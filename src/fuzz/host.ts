@@ -106,6 +106,15 @@ export interface FuzzHost {
    * views of domains that did not change.
    */
   xenheapChanged?(domid: number, seen: unknown[]): boolean;
+  /**
+   * MFNs whose frame record (count_info, type_info, owner) the core may have
+   * written since the previous call, into `out` (repeats possible); the first
+   * call starts the log and reports nothing. false when the host cannot tell
+   * (no log, or more writes than it holds): the caller compares every record
+   * it watches. Writes the host makes behind the core's back must be logged
+   * too (the core's frame_log_note) or they go unseen.
+   */
+  changedFrames?(out: number[]): boolean;
   /** The first RAM frame at or after `from` whose PGC_state is not free (what countInto + a state test finds), or -1. */
   nextInUse?(from: number): number;
   /** walkP2m(domid) and tablePages(domid) from one walk of the tables; null when walkP2m is. */

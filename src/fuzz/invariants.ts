@@ -266,12 +266,23 @@ class FrameWatch {
   private readonly base: number;
   private readonly size: number;
 
+  /** The host's frame-record change log (changedFrames) is read: diff() compares only the frames it names. */
+  private readonly useLog: boolean;
+  /** MFNs from changedFrames, reused. */
+  private readonly logged: number[] = [];
+  /** Per slot: the diff() pass that last compared it (a frame may be logged more than once). */
+  private seenIn = new Int32Array(64);
+  private pass = 0;
+
   constructor(private readonly host: FuzzHost, private readonly arm64: boolean, private readonly lo: number, private readonly hi: number) {
     const ft = host.frameTable?.() ?? null;
     this.mem = ft === null || (ft.ptr & 3) !== 0 || (ft.entrySize & 3) !== 0 ? null : ft.memory;
     this.ptr = ft === null ? 0 : ft.ptr;
     this.base = ft === null ? 0 : ft.basePdx;
     this.size = ft === null ? 0 : ft.entrySize;
+    // Start the log now: every record watched later is read (ref) after this point.
+    this.useLog = this.mem !== null && host.changedFrames !== undefined;
+    if (this.useLog) host.changedFrames!(this.logged);
   }
 
   valid(mfn: number): boolean {
@@ -324,8 +335,10 @@ class FrameWatch {
     this.read(this.mfns[slot], this.copy, slot * 6);
   }
 
-  /** Fill `dirty` with the slots whose record changed; returns how many. */
+  /** Fill `dirty` with the slots whose record changed, in slot order; returns how many. */
   diff(): number {
+    // Most ops write a handful of records: compare only those when the log says which.
+    if (this.useLog && this.host.changedFrames!(this.logged)) return this.diffLogged();
     let nd = 0;
     const c = this.copy;
     if (this.mem === null) {
@@ -351,6 +364,34 @@ class FrameWatch {
         if (((u[w] ^ c[o]) | (u[w + 1] ^ c[o + 2]) | (u[w + 2] ^ c[o + 4])) !== 0) dirty[nd++] = k;
       }
     }
+    return nd;
+  }
+
+  /** diff() over the watched frames the log names (direct reads only). */
+  private diffLogged(): number {
+    const list = this.logged;
+    const n = list.length;
+    if (n === 0 || this.n === 0) return 0;
+    if (this.pass === 0x7fffffff) {
+      this.seenIn.fill(0);
+      this.pass = 0;
+    }
+    const pass = ++this.pass;
+    const u = this.view();
+    const c = this.copy, at = this.at, dirty = this.dirty, seen = this.seenIn, slot = this.slot;
+    let nd = 0;
+    for (let i = 0; i < n; i++) {
+      const k = slot.get(list[i]);
+      if (k === undefined || seen[k] === pass) continue;
+      seen[k] = pass;
+      const w = at[k], o = k * 6;
+      const d = this.arm64
+        ? (u[w] ^ c[o]) | (u[w + 1] ^ c[o + 1]) | (u[w + 2] ^ c[o + 2]) | (u[w + 3] ^ c[o + 3]) | (u[w + 4] ^ c[o + 4]) | (u[w + 5] ^ c[o + 5])
+        : (u[w] ^ c[o]) | (u[w + 1] ^ c[o + 2]) | (u[w + 2] ^ c[o + 4]);
+      if (d !== 0) dirty[nd++] = k;
+    }
+    // The full compare reports slots in slot order, and the leaves (b) re-evaluates are queued in it: keep it.
+    if (nd > 1) dirty.subarray(0, nd).sort();
     return nd;
   }
 
@@ -465,6 +506,9 @@ class FrameWatch {
     c.set(this.copy);
     this.copy = c;
     this.dirty = new Int32Array(cap);
+    const sn = new Int32Array(cap);
+    sn.set(this.seenIn);
+    this.seenIn = sn;
   }
 }
 

@@ -164,6 +164,52 @@ export class MachineHost implements FuzzHost {
     return true;
   }
 
+  // ---- frame-record change log of the core (assembly/mm/frame_log.ts) ----------
+  /** Ring address (0: not started, -1: the core has none). */
+  private flogPtr = 0;
+  private flogSeen = 0;
+  private flogCap = 0;
+
+  changedFrames(out: number[]): boolean {
+    if (out.length > 0) out.length = 0;
+    if (this.flogPtr <= 0) {
+      if (this.flogPtr < 0) return false;
+      const c = this.m.core as any;
+      const ptr = typeof c.frame_log_ptr === "function" ? Number(c.frame_log_ptr()) : 0;
+      let hdr = -1;
+      try {
+        hdr = headerAddress(c as InspectCore);
+      } catch {
+        hdr = -1;
+      }
+      if (ptr === 0 || (ptr & 7) !== 0 || hdr < 0) {
+        this.flogPtr = -1;
+        return false;
+      }
+      const u = this.u32();
+      u[(hdr + 144) >>> 2] |= 2; // H_HOOKS |= HOOK_FRAME_LOG
+      this.flogPtr = ptr;
+      this.flogCap = u[ptr >>> 2];
+      this.flogSeen = u[(ptr >>> 2) + 2] + u[(ptr >>> 2) + 3] * 0x100000000;
+      u[(ptr >>> 2) + 4] = u[(ptr >>> 2) + 5] = 0; // the next store is logged whatever frame it is
+      return false;
+    }
+    const u = this.u32();
+    const p = this.flogPtr >>> 2;
+    const total = u[p + 2] + u[p + 3] * 0x100000000;
+    const n = total - this.flogSeen;
+    this.flogSeen = total;
+    // Read: the next store to the last frame logged must be logged again.
+    u[p + 4] = u[p + 5] = 0;
+    if (n > this.flogCap) return false;
+    const mask = this.flogCap - 1;
+    for (let i = total - n; i < total; i++) {
+      const r = p + 8 + (i & mask) * 2;
+      out.push(u[r] + u[r + 1] * 0x100000000);
+    }
+    return true;
+  }
+
   /** drainLog's records and array, reused by the next drain (the checker applies them at once). */
   private readonly logOut: P2mWrite[] = [];
   private readonly logPool: P2mWrite[] = [];

@@ -10,7 +10,7 @@ export const HDR_MAGIC = 0x4D4D4E58;
 export const H = {
   MAGIC: 0, VERSION: 4, TOP: 8, ARCH: 12, REVISION: 16, FEATURES: 20, RAM_START: 24, NR_FRAMES: 32,
   FT_BASE_PDX: 40, FRAME_TABLE: 48, LAST_ERROR: 76, IPA_BITS: 80, MAX_PAGE: 88, ROOT_LEVEL: 96, ROOT_ORDER: 100,
-  HOOKS: 144, P2M_LOG: 148, HWM: 160,
+  HOOKS: 144, P2M_LOG: 148, HWM: 160, FRAME_LOG: 164,
 } as const;
 
 export interface InspectCore extends ViewCore {

@@ -2,7 +2,8 @@
 //
 // snapshotMachine(m) = container (format.ts) with two sections:
 //   CORE  core linear memory [0, mem_top), hooks state normalised (the
-//         H_HOOKS word and the P2M-change ring read as zero)
+//         H_HOOKS word, the P2M-change ring and the frame-record ring read
+//         as zero)
 //   HOST  JSON: { meta, cfg, machine: <graph>, domains: [...] } (graph.ts)
 // restoreMachine(bytes) validates everything, builds a fresh machine from
 // the saved config, writes the core image, patches the host state, and only
@@ -39,6 +40,12 @@ export function hookRanges(m: AnyMachine): Array<[number, number]> {
   if (log) {
     const cap = new DataView(core.memory.buffer).getUint32(log, true);
     out.push([log + 8, log + 16 + cap * 32]); // total count + records
+  }
+  // Frame-record change ring (assembly/mm/frame_log.ts): total, last MFN, records.
+  const flog: number = typeof core.frame_log_ptr === "function" ? core.frame_log_ptr() : 0;
+  if (flog) {
+    const cap = new DataView(core.memory.buffer).getUint32(flog, true);
+    out.push([flog + 8, flog + 32 + cap * 8]);
   }
   return out.sort((a, b) => a[0] - b[0]);
 }

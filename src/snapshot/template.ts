@@ -10,7 +10,7 @@
 //   * core: the image over linear memory. Bytes the machine dirtied beyond
 //     the template's high-water mark are zeroed, so memory outside the image
 //     is what region_alloc of a fresh machine expects (zero up to the
-//     restored H_HWM). Hook state (H_HOOKS, the P2M-change ring) is not
+//     restored H_HWM). Hook state (H_HOOKS, the P2M-change and frame-record rings) is not
 //     machine state: it keeps its live value, as snapshots and hashes
 //     ignore it.
 //   * host: the graph patched in place (GraphDecoder.patch, as restoreMachine

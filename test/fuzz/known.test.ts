@@ -110,11 +110,16 @@ describe("triage and the checker's incremental state", () => {
     const mfn = Number(host.m.p2mEntry(1, BigInt(gfn)).mfn);
     const countAt = Number(core.frame_table_ptr()) + (mfn - Number(core.frametable_base_pdx())) * core.page_info_size() + 16;
     // Fault injection: the mapped frame loses its references behind the checker's back.
+    // The write is noted in the core's frame-record log, as the core's own stores are
+    // (the checker re-reads only logged records).
     const call = host.call.bind(host);
     let armed = true;
     host.call = (caller, req) => {
       const r = call(caller, req);
-      if (armed) new BigUint64Array(core.memory.buffer, countAt, 1)[0] = 0n;
+      if (armed) {
+        new BigUint64Array(core.memory.buffer, countAt, 1)[0] = 0n;
+        core.frame_log_note(BigInt(mfn));
+      }
       armed = false;
       return r;
     };
