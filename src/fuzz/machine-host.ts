@@ -541,15 +541,23 @@ export class MachineHost implements FuzzHost {
   }
 
   xenheapChanged(domid: number, seen: unknown[]): boolean {
-    // `seen` holds the domain, its grant view and shared_info. grant() hands out
-    // the same view object while the grant table's frames and (PRE/HARDEN)
-    // stored GFNs stay equal, so identity says whether anything changed.
+    // `seen` holds the domain, its grant view, shared_info and the domain's
+    // grantGen. An unchanged grantGen means nothing changed (most ops touch no
+    // grant table): one compare. Otherwise identity decides as before: grant()
+    // hands out the same view object while the grant table's frames and
+    // (PRE/HARDEN) stored GFNs stay equal (a grow that failed, say, bumps the
+    // counter but changes nothing).
     const d = this.m.domain(domid);
+    const gen = d === undefined ? -1 : d.grantGen;
+    if (seen.length === 4 && seen[0] === d && seen[3] === gen) return false;
     const v = this.grant(domid);
     const si = d === undefined ? undefined : d.sharedInfo;
-    if (seen.length === 3 && seen[0] === d && seen[1] === v && seen[2] === si) return false;
+    if (seen.length === 4 && seen[0] === d && seen[1] === v && seen[2] === si) {
+      seen[3] = gen;
+      return false;
+    }
     seen.length = 0;
-    seen.push(d, v, si);
+    seen.push(d, v, si, gen);
     return true;
   }
 }

@@ -1,7 +1,8 @@
 // Grant tables on Arm (FS 7): frames, growth, status frames, the frame-GFN
 // hooks of the four revisions, and gnttab_map_frame (+ the HEAD split).
 // Every function that takes locks is a generator (yield* at lock points),
-// made dual (src/locks/twin.ts).
+// made dual (src/locks/twin.ts). Every change of a table's frames, counts,
+// version or stored GFNs bumps d.grantGen (for observers: Domain.grantGen).
 
 import type { LockGen } from "../locks/index.js";
 import { assertWriteLocked, dualIn } from "../locks/index.js";
@@ -47,11 +48,13 @@ export const grantTableInit = dual(function* grantTableInit(m: MachineImpl, cpu:
   if (m.policy.grantLimitUpperBound && (maxGrant > optMaxGrant || maxMaptrack > optMaxMaptrack)) return -EINVAL;
   const gt = new GrantTable(maxGrant, maxMaptrack, opt.gnttabMaxVersion ?? 1);
   d.grant = gt;
+  d.grantGen++;
   yield* d.grantLock.writeLock(cpu);
   if (m.policy.grantGfnArrays) {
     // gnttab_init_arch: arrays of INVALID_GFN.
     gt.sharedGfn = new Array<bigint>(maxGrant).fill(m.INVALID);
     gt.statusGfn = new Array<bigint>(grantToStatusFrames(maxGrant)).fill(m.INVALID);
+    d.grantGen++;
   }
   const rc = yield* gnttabGrowTable(m, cpu, d, 0);
   yield* d.grantLock.writeUnlock(cpu);
@@ -69,20 +72,24 @@ export const gnttabGrowTable = dual(function* gnttabGrowTable(m: MachineImpl, cp
     if (mfn === m.INVALID) {
       for (let j = first; j < i; j++) yield* m.freeXenheapPage(cpu, gt.shared[j]);
       gt.shared.length = first;
+      d.grantGen++;
       return -ENOMEM;
     }
     gt.shared[i] = mfn;
+    d.grantGen++;
   }
   if (gt.version > 1) {
     const rc = yield* gnttabPopulateStatusFrames(m, cpu, d, req);
     if (rc !== 0) {
       for (let j = first; j < req; j++) yield* m.freeXenheapPage(cpu, gt.shared[j]);
       gt.shared.length = first;
+      d.grantGen++;
       return -ENOMEM;
     }
   }
   for (let i = first; i < req; i++) yield* m.shareXenPage(cpu, d, gt.shared[i]);
   gt.nrGrantFrames = req;
+  d.grantGen++;
   return 0;
 });
 
@@ -96,12 +103,15 @@ export const gnttabPopulateStatusFrames = dual(function* gnttabPopulateStatusFra
     if (mfn === m.INVALID) {
       for (let j = first; j < i; j++) yield* m.freeXenheapPage(cpu, gt.status[j]);
       gt.status.length = first;
+      d.grantGen++;
       return -ENOMEM;
     }
     gt.status[i] = mfn;
+    d.grantGen++;
   }
   for (let i = first; i < reqStatus; i++) yield* m.shareXenPage(cpu, d, gt.status[i]);
   gt.nrStatusFrames = Math.max(first, reqStatus);
+  d.grantGen++;
   return 0;
 });
 
@@ -133,6 +143,7 @@ export const gnttabSetFrameGfn = dual(function* gnttabSetFrameGfn(m: MachineImpl
     let rc = 0;
     if (ogfn === m.INVALID || ogfn === gfn || (rc = yield* m.guestPhysmapRemovePage(cpu, d, ogfn, mfn)) === 0) {
       arr[idx] = gfn;
+      d.grantGen++;
     }
     return rc;
   }
@@ -246,6 +257,7 @@ export const gnttabUnpopulateStatusFrames = dual(function* gnttabUnpopulateStatu
   for (let i = 0; i < gt.nrStatusFrames; i++) yield* m.freeXenheapPage(cpu, gt.status[i]);
   gt.status.length = 0;
   gt.nrStatusFrames = 0;
+  d.grantGen++;
   m.popWhere(cpu);
   return 0;
 });
@@ -271,6 +283,7 @@ export const grantTableDestroy = dual(function* grantTableDestroy(m: MachineImpl
   if (!gt) return;
   gt.sharedGfn = null; // gnttab_destroy_arch
   gt.statusGfn = null;
+  d.grantGen++;
   for (let i = 0; i < gt.nrGrantFrames; i++) yield* m.freeXenheapPage(cpu, gt.shared[i]);
   for (let i = 0; i < gt.nrStatusFrames; i++) yield* m.freeXenheapPage(cpu, gt.status[i]);
   gt.shared.length = 0;
@@ -278,4 +291,5 @@ export const grantTableDestroy = dual(function* grantTableDestroy(m: MachineImpl
   gt.nrGrantFrames = 0;
   gt.nrStatusFrames = 0;
   d.grant = null;
+  d.grantGen++;
 });

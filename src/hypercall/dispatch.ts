@@ -495,6 +495,7 @@ const gnttabSetVersion = dual(function* gnttabSetVersion(m: MachineImpl, req: Re
         rc = 0;
         clearAndRestoreReserved(m.core, gt, v, saved);
         gt.version = v;
+        d.grantGen++;
       }
     }
     m.popWhere(cpu);

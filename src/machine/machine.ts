@@ -36,6 +36,15 @@ export class Domain {
   /** domain_crash() reason (the domain, not the hypervisor). */
   crashed: string | null = null;
   readonly iomem: Array<[bigint, bigint]>;
+  /**
+   * Bumped by every change of what describes this domain's xenheap frames to
+   * an observer: the grant table object, its version, frame lists and counts,
+   * PRE/HARDEN's stored-GFN arrays, shared_info. A checker compares this
+   * number instead of the lists after every operation. Observer state, not
+   * machine state: non-enumerable, so snapshots and stateHash() do not see it
+   * (a restore bumps it instead).
+   */
+  declare grantGen: number;
 
   constructor(
     m: MachineImpl,
@@ -50,6 +59,7 @@ export class Domain {
     this.grantLock = new RwLock(`d${domid}.grant_lock`, "grant_lock", { lockdep: ld });
     this.pageAllocLock = new RecursiveSpinLock(`d${domid}.page_alloc_lock`, "page_alloc_lock", { lockdep: ld });
     this.sharedInfo = m.INVALID;
+    Object.defineProperty(this, "grantGen", { value: 0, writable: true, enumerable: false });
     this.iomem = (cfg.iomem ?? []).map(([a, b]) => [BigInt(a), BigInt(b)]);
     this.getPageFromGfnName = `p2m_get_page_from_gfn(d${domid === DOMID_IO ? "om_io" : domid === DOMID_XEN ? "om_xen" : domid})`;
   }
@@ -236,6 +246,7 @@ export class MachineImpl {
     if (mfn === this.INVALID) throw new XenError(-ENOMEM, "shared_info allocation failed");
     yield* this.shareXenPage(cpu, d, mfn);
     d.sharedInfo = mfn;
+    d.grantGen++;
     this.core.set_domain_shared_info(d.slot, mfn);
   }
 
@@ -343,6 +354,7 @@ export class MachineImpl {
     if (d.sharedInfo !== this.INVALID) {
       yield* this.freeXenheapPage(cpu, d.sharedInfo);
       d.sharedInfo = this.INVALID;
+      d.grantGen++;
     }
     this.forgetDomain(d);
   }

@@ -190,7 +190,8 @@ export async function restoreMachine(bytes: Uint8Array, opts: { debugCore?: bool
   }
   m.domains.clear();
   (m.bySlot as unknown[]).length = 0;
-  for (const d of order) { m.domains.set(d.domid, d); m.bySlot[d.slot] = d; }
+  // The grant tables and shared_info were patched behind Domain.grantGen's back.
+  for (const d of order) { m.domains.set(d.domid, d); m.bySlot[d.slot] = d; d.grantGen++; }
 
   // ---- core memory last (nothing can fail after this point)
   const mem = core.memory;

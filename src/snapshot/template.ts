@@ -129,6 +129,7 @@ export function resetMachine(m: MachineImpl, t: MachineTemplate): void {
   for (const d of order) {
     live.set(d.domid, d);
     bySlot[d.slot] = d;
+    d.grantGen++; // its grant table and shared_info were patched behind the counter's back
   }
 
   // ---- core memory
