@@ -1,18 +1,22 @@
 // Fuzzer throughput: what an episode's machine costs, ops/s in one thread
 // with the invariants on (and what the pieces cost), then campaigns in 1 and
-// 2 worker threads.
+// 2 worker threads run as a user runs them (`xenmm fuzz`, a child process).
 //   npx tsx bench/fuzz.bench.ts [seconds-per-row] [campaign-ops]
-import { cpus } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { Worker } from "node:worker_threads";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { OpGenerator, defaultDomains } from "../src/fuzz/generator.js";
 import { acquireFuzzHost, createFuzzHost, releaseFuzzHost } from "../src/fuzz/machine-host.js";
 import { FuzzSession } from "../src/fuzz/runner.js";
-import { runCampaign, type CampaignSummary } from "../src/fuzz/campaign.js";
+import type { CampaignSummary } from "../src/fuzz/campaign.js";
 import type { Revision } from "../src/machine/api.js";
 
 const secs = Number(process.argv[2] ?? 4);
 const revision: Revision = "head";
-const EP = 400;
+const EP = 2000;
 const world = { revision, arch: "arm64" as const };
 
 /** µs per episode set-up, new machine vs. a pooled one reset to the world's template. */
@@ -69,23 +73,35 @@ for (const interleave of [false, true]) {
  * threads of this machine give right now. On a shared VM two busy vCPUs
  * deliver anything from 1x to 2x one of them, whatever the program.
  */
-async function ceiling(n: number): Promise<number> {
+async function ceiling(n: number, ilp: boolean): Promise<number> {
+  // One dependent chain (latency-bound) or six independent ones (bound by the core's execution units).
+  const inner = ilp
+    ? "for (let i = 0; i < 1e5; i++) { a = (a + i) | 0; b = (b ^ i) | 0; c = (c + (i << 1)) | 0; d = (d - i) | 0; e = (e + (i >> 1)) | 0; f = (f ^ (i << 2)) | 0; }"
+    : "for (let i = 0; i < 1e5; i++) a = (a * 31 + i) | 0;";
   const body = `const { parentPort } = require("node:worker_threads");
-    let x = 0, n = 0; const t0 = performance.now();
-    while (performance.now() - t0 < 1000) { for (let i = 0; i < 1e5; i++) x = (x * 31 + i) | 0; n++; }
-    parentPort.postMessage(n + (x & 0));`;
+    let a = 0, b = 1, c = 2, d = 3, e = 4, f = 5, n = 0; const t0 = performance.now();
+    while (performance.now() - t0 < 1000) { ${inner} n++; }
+    parentPort.postMessage(n + ((a + b + c + d + e + f) & 0));`;
   const r = await Promise.all(Array.from({ length: n }, () => new Promise<number>((res) => new Worker(body, { eval: true }).on("message", res))));
   return r.reduce((a, b) => a + b, 0);
 }
 
 // 1, 2, 2, 1 workers: a drift in the machine's load (other jobs) hits both sides alike.
-const ops = Number(process.argv[3] ?? 400_000);
-const campaign = (workers: number) => runCampaign({ revision, ops, seed: 1, workers, progress: false, timeLimitMs: secs * 6000 });
+const ops = Number(process.argv[3] ?? 1_600_000);
+const bin = join(dirname(fileURLToPath(import.meta.url)), "..", "bin", "xenmm.js");
+const campaign = (workers: number): CampaignSummary => {
+  const out = mkdtempSync(join(tmpdir(), "xenmm-bench-fuzz-"));
+  const args = [bin, "fuzz", "--revision", revision, "--ops", String(ops), "--seed", "1", "--workers", String(workers), "--episode-ops", String(EP), "--out", out, "--no-shrink"];
+  execFileSync(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"] });
+  return JSON.parse(readFileSync(join(out, "summary.json"), "utf8")) as CampaignSummary;
+};
 const runs: CampaignSummary[] = [];
 const ceil = [0, 0, 0];
+const ceilIlp = [0, 0, 0];
 for (const w of [1, 2, 2, 1]) {
-  ceil[w] += await ceiling(w);
-  runs.push(await campaign(w));
+  ceil[w] += await ceiling(w, false);
+  ceilIlp[w] += await ceiling(w, true);
+  runs.push(campaign(w));
 }
 const sum = (w: number, k: "opsRun" | "seconds" | "workerOpsPerSec") => runs.filter((r) => r.workers === w).reduce((a, r) => a + r[k], 0);
 const wall = (w: number) => sum(w, "opsRun") / sum(w, "seconds");
@@ -96,7 +112,8 @@ rows.push(["2-worker speed-up (wall clock, incl. thread start-up)", (wall(2) / w
 rows.push([`campaign, 1 worker thread, in-worker rate`, fmt(inWorker(1))]);
 rows.push([`campaign, 2 worker threads, in-worker rate (sum)`, fmt(inWorker(2))]);
 rows.push(["2-worker speed-up (in-worker rates)", (inWorker(2) / inWorker(1)).toFixed(2) + "x"]);
-rows.push(["2-worker speed-up of a parallel JS loop (the machine, same runs)", (ceil[2] / ceil[1]).toFixed(2) + "x"]);
+rows.push(["2-thread speed-up of a latency-bound JS loop (the machine, same runs)", (ceil[2] / ceil[1]).toFixed(2) + "x"]);
+rows.push(["2-thread speed-up of an ALU-bound JS loop (the machine, same runs)", (ceilIlp[2] / ceilIlp[1]).toFixed(2) + "x"]);
 console.log(`fuzz throughput, revision ${revision}, ${cpus().length} CPUs, episodes of ${EP} ops (pooled machine reset each)`);
 const w = Math.max(...rows.map((r) => r[0].length));
 for (const [k, v] of rows) console.log(`  ${k.padEnd(w)}  ${v.padStart(9)}${/x$/.test(v) || /µs$/.test(k) ? "" : " ops/s"}`);
