@@ -17,6 +17,7 @@ export { runDocumentMachine } from "./inspect/run-machine.js";
 // ---- snapshots and hashes -------------------------------------------------------------
 export { snapshotMachine, restoreMachine, stateHash, SNAPSHOT_FORMAT_VERSION, SNAPSHOT_MAGIC } from "./snapshot/index.js";
 export { parseSnapshot, type SnapshotHeader } from "./snapshot/format.js";
+export { captureTemplate, resetMachine, templateFits, MachineTemplate } from "./snapshot/template.js";
 
 // ---- errors ------------------------------------------------------------------------------
 export {

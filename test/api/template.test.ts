@@ -107,3 +107,19 @@ describe("resetMachine", () => {
     expect(() => resetMachine(m, {} as never)).toThrow(XenmmArgumentError);
   });
 });
+
+describe("template reset from the package entry", () => {
+  it("captureTemplate/resetMachine are exported and put a machine back", async () => {
+    const x = await import("../../src/index.js");
+    const m = await x.createMachine({ arch: "arm64", revision: "head", ramFrames: 0x4000 });
+    m.createDomain({ domid: 1, ramPages: 4, ramBaseGfn: 0x40000, maxPages: 16 });
+    const t = x.captureTemplate(m);
+    const before = x.stateHash(m);
+    const r = m.hypercall({ op: "XENMEM_decrease_reservation", domid: 1, extent_start: [0x40000], nr_extents: 1, extent_order: 0 }, { caller: 1 });
+    expect(r.rc).toBe(1);
+    expect(x.stateHash(m)).not.toBe(before);
+    x.resetMachine(m, t);
+    expect(x.stateHash(m)).toBe(before);
+    expect(x.templateFits(m, t)).toBe(true);
+  });
+});
