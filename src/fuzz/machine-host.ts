@@ -170,44 +170,138 @@ export class MachineHost implements FuzzHost {
   private flogSeen = 0;
   private flogCap = 0;
 
-  changedFrames(out: number[]): boolean {
-    if (out.length > 0) out.length = 0;
-    if (this.flogPtr <= 0) {
-      if (this.flogPtr < 0) return false;
-      const c = this.m.core as any;
-      const ptr = typeof c.frame_log_ptr === "function" ? Number(c.frame_log_ptr()) : 0;
-      let hdr = -1;
-      try {
-        hdr = headerAddress(c as InspectCore);
-      } catch {
-        hdr = -1;
-      }
-      if (ptr === 0 || (ptr & 7) !== 0 || hdr < 0) {
-        this.flogPtr = -1;
-        return false;
-      }
-      const u = this.u32();
-      u[(hdr + 144) >>> 2] |= 2; // H_HOOKS |= HOOK_FRAME_LOG
-      this.flogPtr = ptr;
-      this.flogCap = u[ptr >>> 2];
-      this.flogSeen = u[(ptr >>> 2) + 2] + u[(ptr >>> 2) + 3] * 0x100000000;
-      u[(ptr >>> 2) + 4] = u[(ptr >>> 2) + 5] = 0; // the next store is logged whatever frame it is
+  /**
+   * Records read from the ring but not yet handed to changedFrames (nextInUse
+   * reads the ring too, to keep its in-use set current); null after an
+   * overflow, until changedFrames reports it.
+   */
+  private flogPending: number[] | null = [];
+
+  /** Start the ring (false if the core has none); the in-use set is rebuilt from a scan. */
+  private flogStart(): boolean {
+    if (this.flogPtr !== 0) return this.flogPtr > 0;
+    const c = this.m.core as any;
+    const ptr = typeof c.frame_log_ptr === "function" ? Number(c.frame_log_ptr()) : 0;
+    let hdr = -1;
+    try {
+      hdr = headerAddress(c as InspectCore);
+    } catch {
+      hdr = -1;
+    }
+    if (ptr === 0 || (ptr & 7) !== 0 || hdr < 0) {
+      this.flogPtr = -1;
       return false;
     }
+    const u = this.u32();
+    u[(hdr + 144) >>> 2] |= 2; // H_HOOKS |= HOOK_FRAME_LOG
+    this.flogPtr = ptr;
+    this.flogCap = u[ptr >>> 2];
+    this.flogSeen = u[(ptr >>> 2) + 2] + u[(ptr >>> 2) + 3] * 0x100000000;
+    u[(ptr >>> 2) + 4] = u[(ptr >>> 2) + 5] = 0; // the next store is logged whatever frame it is
+    this.inUseOk = false;
+    return true;
+  }
+
+  /** Read the ring's new records into flogPending and the in-use set. */
+  private flogPull(): void {
     const u = this.u32();
     const p = this.flogPtr >>> 2;
     const total = u[p + 2] + u[p + 3] * 0x100000000;
     const n = total - this.flogSeen;
+    if (n === 0) return;
     this.flogSeen = total;
     // Read: the next store to the last frame logged must be logged again.
     u[p + 4] = u[p + 5] = 0;
-    if (n > this.flogCap) return false;
+    const pend = this.flogPending;
+    if (n > this.flogCap || pend === null || pend.length + n > this.flogCap) {
+      // Lost records: both consumers start over (changedFrames says so; the in-use set is rescanned).
+      this.flogPending = null;
+      this.inUseOk = false;
+      return;
+    }
     const mask = this.flogCap - 1;
+    const track = this.inUseOk;
     for (let i = total - n; i < total; i++) {
       const r = p + 8 + (i & mask) * 2;
-      out.push(u[r] + u[r + 1] * 0x100000000);
+      const mfn = u[r] + u[r + 1] * 0x100000000;
+      pend.push(mfn);
+      if (track) this.inUseNote(u, mfn);
     }
+  }
+
+  changedFrames(out: number[]): boolean {
+    if (out.length > 0) out.length = 0;
+    if (this.flogPtr <= 0) {
+      this.flogStart();
+      return false;
+    }
+    this.flogPull();
+    const pend = this.flogPending;
+    if (pend === null) {
+      this.flogPending = [];
+      return false;
+    }
+    for (let i = 0; i < pend.length; i++) out.push(pend[i]);
+    pend.length = 0;
     return true;
+  }
+
+  // ---- frames in use, kept from the frame-store log ----------------------------
+  //
+  // The checker's full scans and its destroy checks walk the frames whose
+  // PGC_state is not free: a few dozen of 16 Ki. Every store to a count_info is
+  // logged, so the set changes only at logged frames: each pulled record
+  // re-tests its frame. A rescan (check_next_in_use) rebuilds it when the log
+  // started or lost records.
+
+  /** The in-use set is current as of the last pull. */
+  private inUseOk = false;
+  /** Per RAM frame (index mfn - ram start): 1 when in use. */
+  private inUseBit: Uint8Array | null = null;
+  /** The in-use frames, ascending. */
+  private readonly inUseList: number[] = [];
+
+  /** Re-test `mfn` after a logged store. */
+  private inUseNote(u: Uint32Array, mfn: number): void {
+    const lo = this.ram[0];
+    if (mfn < lo || mfn >= this.ram[1]) return;
+    const w = ((this.ftPtr + (mfn - this.ftBase) * this.piSize) >>> 2) + (this.is64 ? 5 : 2);
+    const now = ((u[w] >>> 23) & 3) !== 3 ? 1 : 0;
+    const bits = this.inUseBit!;
+    if (bits[mfn - lo] === now) return;
+    bits[mfn - lo] = now;
+    const list = this.inUseList;
+    const k = lowerBound(list, mfn);
+    if (now === 1) list.splice(k, 0, mfn);
+    else list.splice(k, 1);
+  }
+
+  private inUseRescan(): void {
+    const [lo, hi] = this.ram;
+    const bits = this.inUseBit ?? (this.inUseBit = new Uint8Array(hi - lo));
+    bits.fill(0);
+    const list = this.inUseList;
+    list.length = 0;
+    for (let m = this.scanInUse(lo); m >= 0; m = this.scanInUse(m + 1)) {
+      bits[m - lo] = 1;
+      list.push(m);
+    }
+    this.inUseOk = true;
+  }
+
+  nextInUse(from: number): number {
+    const [lo, hi] = this.ram;
+    const m0 = Math.max(from, lo);
+    if (m0 >= hi) return -1;
+    // The set needs direct reads of the records and the log.
+    if ((this.ftPtr & 3) === 0 && (this.piSize & 3) === 0 && this.flogStart()) {
+      this.flogPull();
+      if (!this.inUseOk) this.inUseRescan();
+      const list = this.inUseList;
+      const k = lowerBound(list, m0);
+      return k < list.length ? list[k] : -1;
+    }
+    return this.scanInUse(m0);
   }
 
   /** drainLog's records and array, reused by the next drain (the checker applies them at once). */
@@ -406,7 +500,8 @@ export class MachineHost implements FuzzHost {
     this.grantGen++;
   }
 
-  nextInUse(from: number): number {
+  /** nextInUse by scanning the frame table. */
+  private scanInUse(from: number): number {
     const [lo, hi] = this.ram;
     const m0 = Math.max(from, lo);
     if (m0 >= hi) return -1;
@@ -695,4 +790,15 @@ export function releaseFuzzHost(host: MachineHost): void {
   poolKeys.delete(host);
   const pool = pools.get(key);
   if (pool !== undefined && pool.idle.length < POOL_IDLE && !pool.idle.includes(host.m)) pool.idle.push(host.m);
+}
+
+/** The first index of the ascending `list` whose value is >= `x`. */
+function lowerBound(list: number[], x: number): number {
+  let a = 0, b = list.length;
+  while (a < b) {
+    const mid = (a + b) >>> 1;
+    if (list[mid] < x) a = mid + 1;
+    else b = mid;
+  }
+  return a;
 }
