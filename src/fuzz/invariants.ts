@@ -639,10 +639,17 @@ export class InvariantChecker {
   private readonly frames: FrameWatch;
   /** Per live domain: its xenheap frames (a, h) and the (a) verdict. */
   private readonly xh = new Map<number, XenheapState>();
-  /** Union of live domains' xenheap frames (each holds one watch reference). */
-  private xhAll = new Set<number>();
-  /** (h): xenheap frames of live domains at the start of the step, in the order a snapshot would list them, with their owner then. */
+  /**
+   * Union of live domains' xenheap frames (each holds one watch reference):
+   * per RAM frame (index mfn - xhLo), the xhGen of the last union it was in.
+   * Rebuilding the union is a pass over a few dozen frames, no Set.
+   */
+  private xhMark: Int32Array;
+  private xhGen = 1;
+  private readonly xhLo: number;
+  /** (h): xenheap frames of live domains at the start of the step, in the order a snapshot would list them, with their owner then (the union, in order). */
   private hList: number[] = [];
+  private hListSpare: number[] = [];
   private readonly hOwner = new Map<number, number>();
   private lastIds: number[] = [];
   private lastDying: boolean[] = [];
@@ -665,6 +672,8 @@ export class InvariantChecker {
     this.invalidGfn = this.arm64 ? 0xffffffffffffffffn : 0xffffffffn;
     const [ramLo, ramHi] = host.ramRange();
     this.frames = new FrameWatch(host, this.arm64, ramLo, ramHi);
+    this.xhLo = ramLo;
+    this.xhMark = new Int32Array(Math.max(0, ramHi - ramLo));
     this.onRemoved = (domid, gfn, old) => this.collateral(domid, gfn, old);
     this.shadow.hooks = {
       link: (l) => this.link(l),
@@ -737,7 +746,7 @@ export class InvariantChecker {
     if (r === undefined) this.rev.set(l.mfn, [l]);
     else r.push(l);
     this.frames.ref(l.mfn);
-    if (this.xhAll.has(l.mfn)) this.xhDirty(l.domid);
+    if (this.inXh(l.mfn)) this.xhDirty(l.domid);
     this.pending.push(l);
   }
 
@@ -747,7 +756,7 @@ export class InvariantChecker {
     if (r.length === 1) this.rev.delete(l.mfn);
     else r.splice(r.indexOf(l), 1);
     this.frames.unref(l.mfn);
-    if (this.xhAll.has(l.mfn)) this.xhDirty(l.domid);
+    if (this.inXh(l.mfn)) this.xhDirty(l.domid);
     if (l.bad) this.setBad(l, false);
   }
 
@@ -861,7 +870,7 @@ export class InvariantChecker {
     for (const m of changed) {
       const r = this.rev.get(m);
       if (r !== undefined) for (const l of r) this.pending.push(l);
-      if (this.xhAll.has(m)) for (const st of this.xh.values()) if (st.pages.includes(m)) st.dirty = true;
+      if (this.inXh(m)) for (const st of this.xh.values()) if (st.pages.includes(m)) st.dirty = true;
     }
     if (domsChanged) {
       for (const m of this.shadow.doms.values()) for (const l of m.values()) this.pending.push(l);
@@ -888,26 +897,49 @@ export class InvariantChecker {
       listsChanged = true;
     }
     if (listsChanged) {
-      const all = new Set<number>();
-      const list: number[] = [];
+      // Members of the old union carry xhGen - 1, of the new one g. Watch references are
+      // taken in union order, then dropped in the old union's order (as the frame watch's
+      // slot order, which orders its diff, always was).
+      if (this.xhGen >= 0x7ffffffe) this.xhRenumber();
+      const g = ++this.xhGen;
+      const mark = this.xhMark, lo = this.xhLo, fw = this.frames;
+      const list = this.hListSpare;
+      list.length = 0;
       for (const d of ids) {
         for (const m of this.xh.get(d)!.pages) {
-          if (!this.frames.valid(m) || all.has(m)) continue;
-          all.add(m);
+          if (!fw.valid(m)) continue;
+          const k = m - lo;
+          const was = mark[k];
+          if (was === g) continue;
+          mark[k] = g;
           list.push(m);
+          if (was !== g - 1) fw.ref(m);
         }
       }
-      for (const m of all) if (!this.xhAll.has(m)) this.frames.ref(m);
-      for (const m of this.xhAll) if (!all.has(m)) this.frames.unref(m);
-      this.xhAll = all;
+      const old = this.hList;
+      for (const m of old) if (mark[m - lo] !== g) fw.unref(m);
+      this.hListSpare = old;
       this.hList = list;
-      for (const m of this.hOwner.keys()) if (!all.has(m)) this.hOwner.delete(m);
+      for (const m of this.hOwner.keys()) if (!this.inXh(m)) this.hOwner.delete(m);
     }
     // (h) compares owners with the ones at the start of the step.
     if (this.gfnInPage) {
-      for (const m of changed) if (this.xhAll.has(m)) this.hOwner.set(m, this.pageNow(m)!.owner);
+      for (const m of changed) if (this.inXh(m)) this.hOwner.set(m, this.pageNow(m)!.owner);
       if (listsChanged) for (const m of this.hList) if (domsChanged || !this.hOwner.has(m)) this.hOwner.set(m, this.pageNow(m)!.owner);
     }
+  }
+
+  /** Is `m` in the union of live domains' xenheap frames? */
+  private inXh(m: number): boolean {
+    const k = m - this.xhLo;
+    return k >= 0 && k < this.xhMark.length && this.xhMark[k] === this.xhGen;
+  }
+
+  /** Restart the union's generations (the current union keeps being the current one). */
+  private xhRenumber(): void {
+    this.xhMark.fill(0);
+    this.xhGen = 2;
+    for (const m of this.hList) this.xhMark[m - this.xhLo] = 2;
   }
 
   // ---- the op scope --------------------------------------------------------------
