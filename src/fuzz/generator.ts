@@ -93,6 +93,19 @@ export function defaultDomains(): FuzzDomainSpec[] {
 
 type Weighted<T> = ReadonlyArray<readonly [number, T]>;
 
+// The constant lists callOf() picks from (module constants, not a new array per draw).
+const ODD_DOMIDS: readonly number[] = [7, 0x7ff4, DOMID_IO, DOMID_XEN, 0xffff];
+const ODD_FRAME_IDXS: readonly number[] = [63, 64, 65, 10000, 0x7fffffff, 0xffffffff];
+const GARBAGE_SPACES: readonly number[] = [XENMAPSPACE_gmfn, XENMAPSPACE_gmfn_range, XENMAPSPACE_gmfn_foreign, XENMAPSPACE_dev_mmio, 6, 99, 0xffffffff];
+const ODD_FOREIGN_DOMIDS: readonly number[] = [7, DOMID_IO, DOMID_XEN];
+const OTHER_BATCH_SPACES: readonly number[] = [XENMAPSPACE_grant_table, XENMAPSPACE_gmfn_range, XENMAPSPACE_shared_info];
+const BIG_ORDERS: readonly number[] = [1, 2, 9, 30];
+const SETUP_NR_FRAMES: readonly number[] = [0, 1, 1, 2, 3, 4, 8, 9, 64, 65];
+const BAD_VERSIONS: readonly number[] = [0, 3];
+const STATUS_NR_FRAMES: readonly number[] = [0, 1, 1, 2, 9];
+const OTHER_RESOURCES: readonly number[] = [XENMEM_resource_ioreq_server, XENMEM_resource_vmtrace_buf, 9];
+const OTHER_RESOURCE_IDS: readonly number[] = [1, 2];
+
 export class OpGenerator {
   readonly prng: Prng;
   readonly domains: FuzzDomainSpec[];
@@ -168,20 +181,26 @@ export class OpGenerator {
     return this.callOf(k);
   }
 
-  private liveDomids(): number[] {
-    const out: number[] = [];
-    for (const d of this.domains) if (this.alive[d.domid]) out.push(d.domid);
-    return out;
-  }
+  // caller() and privileged() draw as pick() over the list of the domains that
+  // qualify would (one below(n), the k-th of them), without building the list:
+  // they run for every call.
 
   private caller(): number {
-    const live = this.liveDomids();
-    return live.length > 0 ? this.pick(live) : this.domains[0].domid;
+    const doms = this.domains, alive = this.alive;
+    let n = 0;
+    for (let i = 0; i < doms.length; i++) if (alive[doms[i].domid]) n++;
+    if (n === 0) return doms[0].domid;
+    let k = this.prng.below(n);
+    for (let i = 0; ; i++) if (alive[doms[i].domid] && k-- === 0) return doms[i].domid;
   }
 
   private privileged(): number {
-    const priv = this.domains.filter((d) => d.privileged && this.alive[d.domid]).map((d) => d.domid);
-    return priv.length > 0 ? this.pick(priv) : this.caller();
+    const doms = this.domains, alive = this.alive;
+    let n = 0;
+    for (let i = 0; i < doms.length; i++) if (doms[i].privileged && alive[doms[i].domid]) n++;
+    if (n === 0) return this.caller();
+    let k = this.prng.below(n);
+    for (let i = 0; ; i++) if (doms[i].privileged && alive[doms[i].domid] && k-- === 0) return doms[i].domid;
   }
 
   /** Target domain as seen by `caller`: mostly itself, sometimes others or garbage. */
@@ -191,7 +210,7 @@ export class OpGenerator {
     if (r < 55) return caller;
     if (r < 70) return DOMID_SELF;
     if (r < 93) return this.pick(this.domains).domid;
-    return this.pick([7, 0x7ff4, DOMID_IO, DOMID_XEN, 0xffff]);
+    return this.pick(ODD_DOMIDS);
   }
 
   private gfn(): bigint | number {
@@ -209,7 +228,7 @@ export class OpGenerator {
     const r = p.below(100);
     if (r < 70) return p.below(3);
     if (r < 80) return 3 + p.below(6);
-    if (r < 88) return this.pick([63, 64, 65, 10000, 0x7fffffff, 0xffffffff]);
+    if (r < 88) return this.pick(ODD_FRAME_IDXS);
     return p.below(16);
   }
 
@@ -239,7 +258,7 @@ export class OpGenerator {
       }
       case "map_garbage": {
         const caller = this.caller();
-        const space = this.pick([XENMAPSPACE_gmfn, XENMAPSPACE_gmfn_range, XENMAPSPACE_gmfn_foreign, XENMAPSPACE_dev_mmio, 6, 99, 0xffffffff]);
+        const space = this.pick(GARBAGE_SPACES);
         const req: HypercallRequest = { op: "XENMEM_add_to_physmap", domid: this.target(caller), space, idx: this.frameIdx(), gpfn: this.gfn() };
         if (space === XENMAPSPACE_gmfn_range) (req as { size?: number }).size = p.below(3);
         return { caller, req };
@@ -258,8 +277,8 @@ export class OpGenerator {
           gpfns.push(p.chance(0.97) ? this.pick(this.gfnPool) : this.gfn());
         }
         const fr = p.below(100);
-        const foreign = fr < 80 ? this.pick(this.domains).domid : fr < 90 ? DOMID_SELF : this.pick([7, DOMID_IO, DOMID_XEN]);
-        const space = p.chance(0.93) ? XENMAPSPACE_gmfn_foreign : this.pick([XENMAPSPACE_grant_table, XENMAPSPACE_gmfn_range, XENMAPSPACE_shared_info]);
+        const foreign = fr < 80 ? this.pick(this.domains).domid : fr < 90 ? DOMID_SELF : this.pick(ODD_FOREIGN_DOMIDS);
+        const space = p.chance(0.93) ? XENMAPSPACE_gmfn_foreign : this.pick(OTHER_BATCH_SPACES);
         const req: HypercallRequest = { op: "XENMEM_add_to_physmap_batch", domid: p.chance(0.9) ? caller : this.target(caller), space, size, foreign_domid: foreign, idxs, gpfns };
         if (space === XENMAPSPACE_grant_table) req.idxs = idxs.map(() => this.grantIdx());
         return { caller, req };
@@ -270,7 +289,7 @@ export class OpGenerator {
         const n = 1 + p.below(2);
         const ext: Array<bigint | number> = [];
         for (let i = 0; i < n; i++) ext.push(p.chance(0.9) ? this.pick(this.gfnPool) : this.gfn());
-        const order = p.chance(0.92) ? 0 : this.pick([1, 2, 9, 30]);
+        const order = p.chance(0.92) ? 0 : this.pick(BIG_ORDERS);
         return {
           caller,
           req: { op: k === "populate" ? "XENMEM_populate_physmap" : "XENMEM_decrease_reservation", domid: this.target(caller), extent_start: ext, nr_extents: n, extent_order: order, mem_flags: 0 },
@@ -282,16 +301,16 @@ export class OpGenerator {
       }
       case "setup_table": {
         const caller = this.caller();
-        return { caller, req: { op: "GNTTABOP_setup_table", dom: this.target(caller), nr_frames: this.pick([0, 1, 1, 2, 3, 4, 8, 9, 64, 65]) } };
+        return { caller, req: { op: "GNTTABOP_setup_table", dom: this.target(caller), nr_frames: this.pick(SETUP_NR_FRAMES) } };
       }
       case "set_version": {
         const caller = this.caller();
         const v = p.below(100);
-        return { caller, req: { op: "GNTTABOP_set_version", version: v < 48 ? 1 : v < 96 ? 2 : this.pick([0, 3]) } };
+        return { caller, req: { op: "GNTTABOP_set_version", version: v < 48 ? 1 : v < 96 ? 2 : this.pick(BAD_VERSIONS) } };
       }
       case "get_status_frames": {
         const caller = this.caller();
-        return { caller, req: { op: "GNTTABOP_get_status_frames", dom: this.target(caller), nr_frames: this.pick([0, 1, 1, 2, 9]) } };
+        return { caller, req: { op: "GNTTABOP_get_status_frames", dom: this.target(caller), nr_frames: this.pick(STATUS_NR_FRAMES) } };
       }
       case "acquire": {
         const caller = p.chance(0.85) ? this.privileged() : this.caller();
@@ -299,14 +318,14 @@ export class OpGenerator {
         const list: Array<bigint | number> = [];
         for (let i = 0; i < nr; i++) list.push(p.chance(0.95) ? this.pick(this.gfnPool) : this.gfn());
         const r = p.below(100);
-        const type = r < 85 ? XENMEM_resource_grant_table : this.pick([XENMEM_resource_ioreq_server, XENMEM_resource_vmtrace_buf, 9]);
+        const type = r < 85 ? XENMEM_resource_grant_table : this.pick(OTHER_RESOURCES);
         return {
           caller,
           req: {
             op: "XENMEM_acquire_resource",
             domid: this.target(caller),
             type,
-            id: p.chance(0.8) ? 0 : this.pick([1, 2]),
+            id: p.chance(0.8) ? 0 : this.pick(OTHER_RESOURCE_IDS),
             frame: this.frameIdx() & 0xffff,
             nr_frames: nr,
             frame_list: p.chance(0.95) ? list : null,
