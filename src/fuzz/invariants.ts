@@ -817,7 +817,7 @@ export class InvariantChecker {
       const bad = (isRam(l.type) || isForeign(l.type) || isGrant(l.type)) && this.refProblem(l, l.domid, this.pageNow(l.mfn)) !== null;
       if (bad !== l.bad) this.setBad(l, bad);
     }
-    q.length = 0;
+    clear(q);
     this.pendingSpare = q;
   }
 
@@ -844,7 +844,7 @@ export class InvariantChecker {
     const fw = this.frames;
     const nd = fw.diff();
     const changed = this.changedMfns;
-    if (changed.length > 0) changed.length = 0;
+    clear(changed);
     let hBad: Map<number, [number, number]> | null = null;
     for (let k = 0; k < nd; k++) {
       const slot = fw.dirty[k];
@@ -1084,12 +1084,11 @@ export class InvariantChecker {
   newScope(): Scope {
     // (Map/Set clear() allocates a new table even when empty.)
     const s = this.scopeObj;
-    // (Setting an array's length is a runtime call even when it is 0 already.)
-    if (s.gfns.length > 0) s.gfns.length = 0;
+    clear(s.gfns);
     if (s.whole.size > 0) s.whole.clear();
     if (s.mfns.size > 0) s.mfns.clear();
-    if (s.decreased.length > 0) s.decreased.length = 0;
-    if (s.decreaseAt.length > 0) s.decreaseAt.length = 0;
+    clear(s.decreased);
+    clear(s.decreaseAt);
     return s;
   }
 
@@ -1655,3 +1654,11 @@ function typeHex(lo: number, hi: number, arm64: boolean): string {
 
 export type { Scope };
 export type { HypercallRequest };
+
+/**
+ * Empty `a`. For the few-element arrays reused every op: `a.length = 0` is a
+ * runtime call (~45 ns), a pop() loop stays in optimized code (~1-2 ns an element).
+ */
+function clear(a: unknown[]): void {
+  while (a.length > 0) a.pop();
+}

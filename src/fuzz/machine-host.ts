@@ -230,7 +230,7 @@ export class MachineHost implements FuzzHost {
   }
 
   changedFrames(out: number[]): boolean {
-    if (out.length > 0) out.length = 0;
+    clear(out);
     if (this.flogPtr <= 0) {
       this.flogStart();
       return false;
@@ -242,7 +242,7 @@ export class MachineHost implements FuzzHost {
       return false;
     }
     for (let i = 0; i < pend.length; i++) out.push(pend[i]);
-    pend.length = 0;
+    clear(pend);
     return true;
   }
 
@@ -314,7 +314,7 @@ export class MachineHost implements FuzzHost {
     const total = u[p + 2] + u[p + 3] * 0x100000000;
     const n = total - this.logSeen;
     const out = this.logOut;
-    if (out.length > 0) out.length = 0;
+    clear(out);
     if (n > this.logCap) {
       this.logSeen = total;
       return null;
@@ -801,4 +801,12 @@ function lowerBound(list: number[], x: number): number {
     else b = mid;
   }
   return a;
+}
+
+/**
+ * Empty `a`. For the few-element arrays reused every op: `a.length = 0` is a
+ * runtime call (~45 ns), a pop() loop stays in optimized code (~1-2 ns an element).
+ */
+function clear(a: unknown[]): void {
+  while (a.length > 0) a.pop();
 }

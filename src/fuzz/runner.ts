@@ -143,7 +143,7 @@ export class FuzzSession {
     const typeSnap = ck.snapshotTypeBits();
     const out: StepOutcome = { results: [] };
     const rows = this.rows;
-    if (rows.length > 0) rows.length = 0;
+    clear(rows);
     let destroyed: number | null = null;
     ck.inPar = step.kind === "par";
     try {
@@ -234,4 +234,12 @@ export class FuzzSession {
 /** Lenient replay of a decision log ([step, cpu] pairs): see Scheduler.replayLenient. */
 export function runPinned<R>(vcpus: LockGen<R>[], log: number[], maxSteps = 1e7): ScheduleResult<R> {
   return new Scheduler({ maxSteps }).replayLenient(vcpus, log);
+}
+
+/**
+ * Empty `a`. For the few-element arrays reused every op: `a.length = 0` is a
+ * runtime call (~45 ns), a pop() loop stays in optimized code (~1-2 ns an element).
+ */
+function clear(a: unknown[]): void {
+  while (a.length > 0) a.pop();
 }
