@@ -257,7 +257,8 @@ class FrameWatch {
   /** Per slot: index (in u32 words) of the record's count_info in linear memory (direct reads only). */
   private at = new Int32Array(64);
   private copy = new Uint32Array(64 * 6);
-  private readonly slot = new Map<number, number>();
+  /** Per RAM frame (index mfn - lo): its slot + 1, 0 when not watched (an array: diff() looks up every logged frame). */
+  private readonly slotOf: Int32Array;
   /** Slots whose record differs from the copy, filled by diff(). */
   dirty = new Int32Array(64);
   private u32: Uint32Array | null = null;
@@ -280,6 +281,7 @@ class FrameWatch {
     this.ptr = ft === null ? 0 : ft.ptr;
     this.base = ft === null ? 0 : ft.basePdx;
     this.size = ft === null ? 0 : ft.entrySize;
+    this.slotOf = new Int32Array(Math.max(0, hi - lo));
     // Start the log now: every record watched later is read (ref) after this point.
     this.useLog = this.mem !== null && host.changedFrames !== undefined;
     if (this.useLog) host.changedFrames!(this.logged);
@@ -300,8 +302,8 @@ class FrameWatch {
 
   ref(mfn: number): void {
     if (!this.valid(mfn)) return;
-    const s = this.slot.get(mfn);
-    if (s !== undefined) {
+    const s = this.slotOf[mfn - this.lo] - 1;
+    if (s >= 0) {
       this.refs[s]++;
       return;
     }
@@ -310,23 +312,23 @@ class FrameWatch {
     this.mfns[k] = mfn;
     this.refs[k] = 1;
     this.at[k] = ((this.ptr + (mfn - this.base) * this.size) >>> 2) + (this.arm64 ? 4 : 2);
-    this.slot.set(mfn, k);
+    this.slotOf[mfn - this.lo] = k + 1;
     this.read(mfn, this.copy, k * 6);
   }
 
   unref(mfn: number): void {
     if (!this.valid(mfn)) return;
-    const s = this.slot.get(mfn);
-    if (s === undefined) throw new Error(`fuzz: frame watch: mfn 0x${mfn.toString(16)} released but not watched`);
+    const s = this.slotOf[mfn - this.lo] - 1;
+    if (s < 0) throw new Error(`fuzz: frame watch: mfn 0x${mfn.toString(16)} released but not watched`);
     if (--this.refs[s] > 0) return;
     const last = --this.n;
-    this.slot.delete(mfn);
+    this.slotOf[mfn - this.lo] = 0;
     if (s !== last) {
       this.mfns[s] = this.mfns[last];
       this.refs[s] = this.refs[last];
       this.at[s] = this.at[last];
       this.copy.copyWithin(s * 6, last * 6, last * 6 + 6);
-      this.slot.set(this.mfns[s], s);
+      this.slotOf[this.mfns[s] - this.lo] = s + 1;
     }
   }
 
@@ -378,11 +380,13 @@ class FrameWatch {
     }
     const pass = ++this.pass;
     const u = this.view();
-    const c = this.copy, at = this.at, dirty = this.dirty, seen = this.seenIn, slot = this.slot;
+    const c = this.copy, at = this.at, dirty = this.dirty, seen = this.seenIn, slotOf = this.slotOf, lo = this.lo;
     let nd = 0;
     for (let i = 0; i < n; i++) {
-      const k = slot.get(list[i]);
-      if (k === undefined || seen[k] === pass) continue;
+      const j = list[i] - lo;
+      if (j < 0 || j >= slotOf.length) continue;
+      const k = slotOf[j] - 1;
+      if (k < 0 || seen[k] === pass) continue;
       seen[k] = pass;
       const w = at[k], o = k * 6;
       const d = this.arm64
