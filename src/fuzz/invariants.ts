@@ -980,29 +980,14 @@ export class InvariantChecker {
     if (rq.domid !== undefined) this.touched.add(this.resolveDom(caller, rq.domid));
     if (rq.dom !== undefined) this.touched.add(this.resolveDom(caller, rq.dom));
     if (rq.foreign_domid !== undefined) this.touched.add(this.resolveDom(caller, rq.foreign_domid));
+    this.rescopeAfter(call, s);
     switch (req.op) {
-      case "XENMEM_add_to_physmap": {
-        const d = this.resolveDom(caller, req.domid);
-        this.addGfn(s, d, req.gpfn);
-        const idx = idx32(req.idx);
-        if (req.space === XENMAPSPACE_grant_table) {
-          const m = this.grantFrameMfn(d, idx);
-          if (m !== null) s.mfns.add(m);
-        } else if (req.space === XENMAPSPACE_shared_info) {
-          const m = this.host.sharedInfoMfn(d);
-          if (m !== null) s.mfns.add(m);
-        }
+      case "XENMEM_add_to_physmap":
+        this.addGfn(s, this.resolveDom(caller, req.domid), req.gpfn);
         break;
-      }
       case "XENMEM_add_to_physmap_batch": {
         const d = this.resolveDom(caller, req.domid);
         for (const g of req.gpfns) this.addGfn(s, d, g);
-        if (req.space === XENMAPSPACE_grant_table) {
-          for (const i of req.idxs) {
-            const m = this.grantFrameMfn(d, idx32(i));
-            if (m !== null) s.mfns.add(m);
-          }
-        }
         break;
       }
       case "XENMEM_remove_from_physmap":
@@ -1034,22 +1019,16 @@ export class InvariantChecker {
       case "XENMEM_acquire_resource":
         if (req.frame_list) for (const g of req.frame_list) this.addGfn(s, caller, g);
         break;
-      case "GNTTABOP_set_version": {
-        const gv = this.host.grant(caller);
-        if (gv !== null) for (const m of gv.status) s.mfns.add(m);
-        break;
-      }
       default:
         break;
     }
   }
 
   /**
-   * scopeOf(call, s) again, after the call ran: what the host may now say
-   * differently (grant frames, shared_info). The rest of scopeOf depends on
-   * the call and on the shadow, which only afterStep changes, so it would
-   * add the same domains, GFN ranges and decrease records a second time
-   * (none of which changes what the checks find).
+   * The frames `call` concerns (grant frames, shared_info): part of scopeOf,
+   * and run again after the call, because the host may now say differently
+   * (a table grown, a version switched). The rest of scopeOf depends on the
+   * call and on the shadow, which only afterStep changes.
    */
   rescopeAfter(call: FuzzCall, s: Scope): void {
     const { caller, req } = call;
