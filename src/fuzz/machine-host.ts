@@ -9,6 +9,7 @@ import type { WorldConfig } from "./replay.js";
 import { headerAddress, type InspectCore } from "../inspect/core-info.js";
 import { P2M_LOG_BREAK, P2M_LOG_LEVEL_MASK } from "../hooks/index.js";
 import { captureTemplate, resetMachine, type MachineTemplate } from "../snapshot/template.js";
+import { clear } from "./clear.js";
 
 /** RAM of a fuzz machine: small, so full frame-table scans stay cheap. */
 export const FUZZ_RAM_FRAMES = 0x4000;
@@ -801,12 +802,4 @@ function lowerBound(list: number[], x: number): number {
     else b = mid;
   }
   return a;
-}
-
-/**
- * Empty `a`. For the few-element arrays reused every op: `a.length = 0` is a
- * runtime call (~45 ns), a pop() loop stays in optimized code (~1-2 ns an element).
- */
-function clear(a: unknown[]): void {
-  while (a.length > 0) a.pop();
 }

@@ -6,6 +6,7 @@ import { DOMID_SELF, type HypercallResult } from "../machine/api.js";
 import type { FuzzCall, FuzzStep } from "./generator.js";
 import type { FuzzHost } from "./host.js";
 import { InvariantChecker, fnv, type CheckerOptions, type Violation } from "./invariants.js";
+import { clear } from "./clear.js";
 
 export interface StepOutcome {
   results: Array<HypercallResult | undefined>;
@@ -234,12 +235,4 @@ export class FuzzSession {
 /** Lenient replay of a decision log ([step, cpu] pairs): see Scheduler.replayLenient. */
 export function runPinned<R>(vcpus: LockGen<R>[], log: number[], maxSteps = 1e7): ScheduleResult<R> {
   return new Scheduler({ maxSteps }).replayLenient(vcpus, log);
-}
-
-/**
- * Empty `a`. For the few-element arrays reused every op: `a.length = 0` is a
- * runtime call (~45 ns), a pop() loop stays in optimized code (~1-2 ns an element).
- */
-function clear(a: unknown[]): void {
-  while (a.length > 0) a.pop();
 }
