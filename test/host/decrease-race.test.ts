@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { executeRun, loadRunDocument } from "../../src/run/index.js";
 import { REVISIONS } from "../../src/machine/api.js";
+import { MachineHost } from "../../src/fuzz/machine-host.js";
 
 const fixture = JSON.parse(readFileSync(join(__dirname, "../fixtures/decrease-reservation-race.json"), "utf8"));
 
@@ -28,5 +29,21 @@ describe.each(REVISIONS)("decrease_reservation racing itself and populate_physma
     const { machine: s } = await executeRun(seq);
     const e2 = s.p2mEntry(0, 0n);
     expect(s.pageInfo(e2.mfn).countInfo).toBe(0x8000000000000001n); // allocated, one reference
+  });
+});
+
+const tableFixture = JSON.parse(readFileSync(join(__dirname, "../fixtures/decrease-race-table-page.json"), "utf8"));
+
+describe.each(REVISIONS)("the same race hands the guest one of its own P2M table pages (%s)", (rev) => {
+  it("a guest GFN maps, read-write, a table page of the domain's stage-2 tables", async () => {
+    const { machine: m } = await executeRun(loadRunDocument({ ...tableFixture, machine: { ...tableFixture.machine, revision: rev } }));
+    const e = m.p2mEntry(2, 0x380n);
+    expect(e.type).toBe(1); // p2m_ram_rw
+    const host = new MachineHost(m, tableFixture.fuzz.domainSpecs);
+    host.drainP2m(); // turns the P2M-change log on, which tablePages() needs
+    const tables = host.tablePages(2)!.tables;
+    expect(tables).toContain(Number(e.mfn));
+    // The frame is in use as a table page, yet no domain owns it and nothing holds a reference for the guest's mapping.
+    expect(m.pageInfo(e.mfn).owner).toBeNull();
   });
 });
