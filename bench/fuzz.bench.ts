@@ -87,7 +87,7 @@ async function ceiling(n: number, ilp: boolean): Promise<number> {
 }
 
 // 1, 2, 2, 1 workers: a drift in the machine's load (other jobs) hits both sides alike.
-const ops = Number(process.argv[3] ?? 1_600_000);
+const ops = Number(process.argv[3] ?? 4_000_000);
 const bin = join(dirname(fileURLToPath(import.meta.url)), "..", "bin", "xenmm.js");
 const campaign = (workers: number): CampaignSummary => {
   const out = mkdtempSync(join(tmpdir(), "xenmm-bench-fuzz-"));
