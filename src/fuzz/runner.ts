@@ -107,6 +107,8 @@ export class FuzzSession {
   /** The step's rows, reused every step (the checker reads them during afterStep only). */
   private readonly rows: Row[] = [];
   private readonly rowPool: Row[] = [];
+  /** One scheduler, reseeded per `par` step (as a new `Scheduler({ seed: step.sched })`: drive() keeps no state between runs but the PRNG). */
+  private sched: Scheduler | null = null;
   /** Running hash of every result and the final shadow. */
   private h = 0x811c9dc5;
   index = 0;
@@ -165,7 +167,7 @@ export class FuzzSession {
           // Each vCPU decides whether to enter its hypercall when it first runs: a domain crashed by
           // an earlier vCPU of the group has its other vCPUs paused before they can start one.
           const gens: LockGen<HypercallResult>[] = step.calls.map((c, i) => new LazyCall(host, c, i));
-          const res = step.decisions ? runPinned(gens, step.decisions) : new Scheduler({ seed: step.sched }).run(gens);
+          const res = step.decisions ? runPinned(gens, step.decisions) : (this.sched ??= new Scheduler()).reseed(step.sched).run(gens);
           host.afterGroup();
           host.invalidate();
           out.decisions = res.decisions;

@@ -78,6 +78,12 @@ export class Scheduler {
     this.maxSteps = opts?.maxSteps ?? 1e6;
   }
 
+  /** Restart the PRNG as `new Scheduler({ seed })` would; the other options stay. */
+  reseed(seed: number): this {
+    this.prng.reseed(seed);
+    return this;
+  }
+
   /** Interleave the vCPUs using the PRNG (its state carries over between runs). */
   run<R>(vcpus: LockGen<R>[]): ScheduleResult<R> {
     return this.drive(vcpus, null);

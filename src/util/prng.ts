@@ -13,19 +13,28 @@ export class Prng {
   private d: number;
 
   constructor(seed: number) {
+    this.a = this.b = this.c = this.d = 0;
+    this.reseed(seed);
+  }
+
+  /** Restart the stream as `new Prng(seed)` would (no closure: this runs once per fuzzer `par` step). */
+  reseed(seed: number): void {
     // splitmix32 expands the seed so that nearby seeds (0, 1, 2, ...) give
     // uncorrelated streams; sfc32 itself mixes poorly from an all-zero state.
     let s = seed >>> 0;
-    const mix = (): number => {
-      s = (s + 0x9e3779b9) >>> 0;
-      let z = s;
-      z = Math.imul(z ^ (z >>> 16), 0x21f0aaad);
-      z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
-      return (z ^ (z >>> 15)) >>> 0;
-    };
-    this.a = mix();
-    this.b = mix();
-    this.c = mix();
+    let z: number;
+    s = (s + 0x9e3779b9) >>> 0;
+    z = Math.imul(s ^ (s >>> 16), 0x21f0aaad);
+    z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
+    this.a = (z ^ (z >>> 15)) >>> 0;
+    s = (s + 0x9e3779b9) >>> 0;
+    z = Math.imul(s ^ (s >>> 16), 0x21f0aaad);
+    z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
+    this.b = (z ^ (z >>> 15)) >>> 0;
+    s = (s + 0x9e3779b9) >>> 0;
+    z = Math.imul(s ^ (s >>> 16), 0x21f0aaad);
+    z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
+    this.c = (z ^ (z >>> 15)) >>> 0;
     this.d = 1; // sfc32's counter; starting at 1 is the reference choice
     // The reference implementation discards the first outputs to decorrelate.
     for (let i = 0; i < 12; i++) this.next();
