@@ -95,6 +95,18 @@ export function traceOf(decisions: number[], steps: number): number[] {
   return t;
 }
 
+/** A `par` step's outcome: the trace is expanded from the decision log on first read (campaigns never read it). */
+class ParOutcome implements StepOutcome {
+  readonly results: Array<HypercallResult | undefined> = [];
+  private t: number[] | undefined = undefined;
+
+  constructor(readonly decisions: number[], private readonly steps: number) {}
+
+  get trace(): number[] {
+    return (this.t ??= traceOf(this.decisions, this.steps));
+  }
+}
+
 /** One hypercall of a step with its result and (e) expectation, as afterStep takes them. */
 interface Row {
   call: FuzzCall;
@@ -144,7 +156,7 @@ export class FuzzSession {
     host.invalidate();
     const scope = ck.newScope();
     const typeSnap = ck.snapshotTypeBits();
-    const out: StepOutcome = { results: [] };
+    let out: StepOutcome = { results: [] };
     const rows = this.rows;
     clear(rows);
     let destroyed: number | null = null;
@@ -170,8 +182,7 @@ export class FuzzSession {
           const res = step.decisions ? runPinned(gens, step.decisions) : (this.sched ??= new Scheduler()).reseed(step.sched).run(gens);
           host.afterGroup();
           host.invalidate();
-          out.decisions = res.decisions;
-          out.trace = traceOf(res.decisions, res.steps);
+          out = new ParOutcome(res.decisions, res.steps);
           for (const c of step.calls) ck.rescopeAfter(c, scope);
           for (let i = 0; i < step.calls.length; i++) {
             out.results.push(res.results[i]);
