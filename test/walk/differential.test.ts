@@ -127,16 +127,25 @@ function writePath(e: Env, cfg: WalkConfig, p: Path): bigint {
   return ipa;
 }
 
+type Config = typeof configArb extends fc.Arbitrary<infer T> ? T : never;
+type Entry = typeof entryArb extends fc.Arbitrary<infer T> ? T : never;
+type Probe = typeof probeArb extends fc.Arbitrary<infer T> ? T : never;
+
+/** The tables and probes of one generated case: random entries, then well-formed paths written over them. */
+function scenario(cfg: Config, entries: Entry[], probes0: Probe[], paths: Path[]) {
+  const e = new Env();
+  for (const en of entries) e.set(POOL[en.page] + BigInt(en.idx) * 8n, en.value);
+  const wc = { ...cfg.base, ps: cfg.ps, parange: cfg.parange, root: cfg.root };
+  const probes = [...probes0, ...paths.map((p) => ({ ipa: writePath(e, wc, p), access: p.access }))];
+  return { e, wc, probes };
+}
+
 describe("Wasm walker vs TS reference walker", () => {
   it("agree on random tables and probes", () => {
     fc.assert(
       fc.property(configArb, fc.array(entryArb, { maxLength: 120 }), fc.array(probeArb, { minLength: 1, maxLength: 60 }), fc.array(pathArb, { maxLength: 12 }), (cfg, entries, probes0, paths) => {
-        const e = new Env();
-        for (const en of entries) e.set(POOL[en.page] + BigInt(en.idx) * 8n, en.value);
-        const wc = { ...cfg.base, ps: cfg.ps, parange: cfg.parange, root: cfg.root };
-        const probes = [...probes0, ...paths.map((p) => ({ ipa: writePath(e, wc, p), access: p.access }))];
-        const c = { ...cfg.base, ps: cfg.ps, parange: cfg.parange, root: cfg.root };
-        expect(e.ref.configure(c)).toBe(e.w.configure(c));
+        const { e, wc, probes } = scenario(cfg, entries, probes0, paths);
+        expect(e.ref.configure(wc)).toBe(e.w.configure(wc));
         const batch = e.w.walkBatch(probes.map((p) => p.ipa), probes.map((p) => p.access));
         // reference batch over the very same buffers
         const v = e.w.reserve(probes.length);
@@ -157,11 +166,8 @@ describe("Wasm walker vs TS reference walker", () => {
     const seen = new Set<string>();
     fc.assert(
       fc.property(configArb, fc.array(entryArb, { maxLength: 120 }), fc.array(probeArb, { minLength: 1, maxLength: 60 }), fc.array(pathArb, { maxLength: 12 }), (cfg, entries, probes0, paths) => {
-        const e = new Env();
-        for (const en of entries) e.set(POOL[en.page] + BigInt(en.idx) * 8n, en.value);
-        const wc = { ...cfg.base, ps: cfg.ps, parange: cfg.parange, root: cfg.root };
-        const probes = [...probes0, ...paths.map((p) => ({ ipa: writePath(e, wc, p), access: p.access }))];
-        e.w.configure({ ...cfg.base, ps: cfg.ps, parange: cfg.parange, root: cfg.root });
+        const { e, wc, probes } = scenario(cfg, entries, probes0, paths);
+        e.w.configure(wc);
         for (const p of probes) {
           const r = e.w.walk(p.ipa, p.access);
           seen.add(r.ok ? "ok" : `${r.fault.type}@${r.fault.level}`);
