@@ -91,9 +91,7 @@ export function defaultDomains(): FuzzDomainSpec[] {
 
 // ---- the generator ------------------------------------------------------------
 
-type Weighted<T> = ReadonlyArray<readonly [number, T]>;
-
-// The constant lists callOf() picks from (module constants, not a new array per draw).
+// The constant lists the draws pick from (module constants, not a new array per draw).
 const ODD_DOMIDS: readonly number[] = [7, 0x7ff4, DOMID_IO, DOMID_XEN, 0xffff];
 const ODD_FRAME_IDXS: readonly number[] = [63, 64, 65, 10000, 0x7fffffff, 0xffffffff];
 const GARBAGE_SPACES: readonly number[] = [XENMAPSPACE_gmfn, XENMAPSPACE_gmfn_range, XENMAPSPACE_gmfn_foreign, XENMAPSPACE_dev_mmio, 6, 99, 0xffffffff];
@@ -106,26 +104,62 @@ const STATUS_NR_FRAMES: readonly number[] = [0, 1, 1, 2, 9];
 const OTHER_RESOURCES: readonly number[] = [XENMEM_resource_ioreq_server, XENMEM_resource_vmtrace_buf, 9];
 const OTHER_RESOURCE_IDS: readonly number[] = [1, 2];
 
+// Kinds of step. Numbers rather than names so that the kind draw is one table
+// look-up and the dispatch a jump table: the generator runs for every op.
+const MAP_GRANT = 0, MAP_SHARED_INFO = 1, MAP_GARBAGE = 2, REMOVE = 3, FOREIGN_BATCH = 4, POPULATE = 5, DECREASE = 6,
+  INCREASE = 7, SETUP_TABLE = 8, SET_VERSION = 9, GET_STATUS_FRAMES = 10, ACQUIRE = 11, QUERY = 12, LIFE = 13;
+
+// [weight, kind]. The order is part of the stream: a kind takes the draws
+// below(total) that fall in its slice of the cumulative weights.
+const KIND_WEIGHTS: ReadonlyArray<readonly [number, number]> = [
+  [22, MAP_GRANT],
+  [5, MAP_SHARED_INFO],
+  [3, MAP_GARBAGE],
+  [14, REMOVE],
+  [9, FOREIGN_BATCH],
+  [9, POPULATE],
+  [7, DECREASE],
+  [1, INCREASE],
+  [5, SETUP_TABLE],
+  [8, SET_VERSION],
+  [4, GET_STATUS_FRAMES],
+  [5, ACQUIRE],
+  [4, QUERY],
+  [1, LIFE],
+];
+
+/** KIND_OF[r]: the kind whose slice holds r, for r in [0, total weight). */
+const KIND_OF: Uint8Array = (() => {
+  const t: number[] = [];
+  for (const [w, k] of KIND_WEIGHTS) for (let i = 0; i < w; i++) t.push(k);
+  return Uint8Array.from(t);
+})();
+
 export class OpGenerator {
   readonly prng: Prng;
   readonly domains: FuzzDomainSpec[];
   private readonly alive: boolean[] = [];
+  // caller() and privileged() draw from these: the live domains (and the live
+  // privileged ones), in the order of `domains`, rebuilt when life() changes one.
+  private liveIds: number[] = [];
+  private livePrivIds: number[] = [];
   private readonly interleave: boolean;
   private readonly parP: number;
   private readonly invalidGfn: bigint;
+  private readonly invalidGfnLess1: bigint;
   private readonly farGfns: Array<bigint | number>;
   private readonly gfnPool: number[];
-  private readonly kinds: Weighted<Kind>;
-  private readonly kindTotal: number;
 
   constructor(readonly seed: number, opts: GeneratorOptions = {}) {
     this.prng = new Prng(seed);
     this.domains = opts.domains ?? defaultDomains();
     for (const d of this.domains) this.alive[d.domid] = true;
+    this.liveChanged();
     this.interleave = opts.interleave ?? false;
     this.parP = opts.parProbability ?? 0.35;
     const arm32 = opts.arch === "arm32";
     this.invalidGfn = arm32 ? 0xffffffffn : 0xffffffffffffffffn;
+    this.invalidGfnLess1 = this.invalidGfn - 1n;
     const ipa = opts.ipaBits ?? (arm32 ? 40 : 48);
     // GFNs at or beyond the reach of the root (and the classic 2^36 / 2^52).
     this.farGfns = [2 ** (ipa - 12), 2 ** 36, 2 ** 52, 2 ** 40, 2 ** 33];
@@ -135,21 +169,17 @@ export class OpGenerator {
     for (let i = 0; i < 4; i++) pool.push(GUEST_GNTTAB_GFN + i);
     pool.push(0x0, 0x1, 0x100, 0x101, 0x50000); // 0 and 1: the edges every table walk has
     this.gfnPool = pool;
-    this.kinds = KINDS;
-    this.kindTotal = KINDS.reduce((s, [w]) => s + w, 0);
   }
 
   /** The next step. */
   next(): FuzzStep {
     const p = this.prng;
     if (this.interleave && p.chance(this.parP)) {
-      const n = 2 + p.below(2);
-      const calls: FuzzCall[] = [];
-      for (let i = 0; i < n; i++) calls.push(this.call());
+      const calls = p.below(2) === 0 ? [this.call(), this.call()] : [this.call(), this.call(), this.call()];
       return { kind: "par", calls, sched: p.next() };
     }
-    const k = this.pickKind();
-    if (k === "life") return this.life();
+    const k = KIND_OF[p.below(KIND_OF.length)];
+    if (k === LIFE) return this.life();
     return { kind: "call", call: this.callOf(k) };
   }
 
@@ -166,41 +196,28 @@ export class OpGenerator {
     return xs[this.prng.below(xs.length)];
   }
 
-  private pickKind(): Kind {
-    let r = this.prng.below(this.kindTotal);
-    for (const [w, k] of this.kinds) {
-      if (r < w) return k;
-      r -= w;
-    }
-    return this.kinds[0][1];
-  }
-
+  /** A call of a `par` group: the same kind draw, life cycle steps being grant mappings there. */
   private call(): FuzzCall {
-    let k = this.pickKind();
-    if (k === "life") k = "map_grant";
-    return this.callOf(k);
+    const k = KIND_OF[this.prng.below(KIND_OF.length)];
+    return this.callOf(k === LIFE ? MAP_GRANT : k);
   }
 
-  // caller() and privileged() draw as pick() over the list of the domains that
-  // qualify would (one below(n), the k-th of them), without building the list:
-  // they run for every call.
+  private liveChanged(): void {
+    const alive = this.alive;
+    this.liveIds = this.domains.filter((d) => alive[d.domid]).map((d) => d.domid);
+    this.livePrivIds = this.domains.filter((d) => d.privileged && alive[d.domid]).map((d) => d.domid);
+  }
 
   private caller(): number {
-    const doms = this.domains, alive = this.alive;
-    let n = 0;
-    for (let i = 0; i < doms.length; i++) if (alive[doms[i].domid]) n++;
-    if (n === 0) return doms[0].domid;
-    let k = this.prng.below(n);
-    for (let i = 0; ; i++) if (alive[doms[i].domid] && k-- === 0) return doms[i].domid;
+    const ids = this.liveIds;
+    if (ids.length === 0) return this.domains[0].domid;
+    return ids[this.prng.below(ids.length)];
   }
 
   private privileged(): number {
-    const doms = this.domains, alive = this.alive;
-    let n = 0;
-    for (let i = 0; i < doms.length; i++) if (doms[i].privileged && alive[doms[i].domid]) n++;
-    if (n === 0) return this.caller();
-    let k = this.prng.below(n);
-    for (let i = 0; ; i++) if (doms[i].privileged && alive[doms[i].domid] && k-- === 0) return doms[i].domid;
+    const ids = this.livePrivIds;
+    if (ids.length === 0) return this.caller();
+    return ids[this.prng.below(ids.length)];
   }
 
   /** Target domain as seen by `caller`: mostly itself, sometimes others or garbage. */
@@ -219,8 +236,14 @@ export class OpGenerator {
     if (r < 82) return this.pick(this.gfnPool);
     if (r < 88) return this.pick(this.farGfns);
     if (r < 92) return this.invalidGfn;
-    if (r < 96) return this.invalidGfn - 1n;
+    if (r < 96) return this.invalidGfnLess1;
     return p.below(0x80000);
+  }
+
+  /** Mostly a GFN of the small pool (`poolP`), else any gfn() draw. */
+  private poolGfn(poolP: number): bigint | number {
+    const p = this.prng;
+    return p.chance(poolP) ? this.pick(this.gfnPool) : this.gfn();
   }
 
   private frameIdx(): number {
@@ -239,112 +262,137 @@ export class OpGenerator {
     return i;
   }
 
-  private callOf(k: Kind): FuzzCall {
-    const p = this.prng;
+  // One method per kind rather than one big switch: V8 inlines the small draws
+  // above into each of these, which it stops doing in a function this size.
+  // Property values are evaluated in source order, so the order of the draws
+  // is the order of the keys.
+
+  private callOf(k: number): FuzzCall {
     switch (k) {
-      case "map_grant": {
-        const caller = this.caller();
-        return {
-          caller,
-          req: { op: "XENMEM_add_to_physmap", domid: this.target(caller), space: XENMAPSPACE_grant_table, idx: this.grantIdx(), gpfn: this.gfn() },
-        };
-      }
-      case "map_shared_info": {
-        const caller = this.caller();
-        return {
-          caller,
-          req: { op: "XENMEM_add_to_physmap", domid: this.target(caller), space: XENMAPSPACE_shared_info, idx: p.chance(0.9) ? 0 : 1, gpfn: this.gfn() },
-        };
-      }
-      case "map_garbage": {
-        const caller = this.caller();
-        const space = this.pick(GARBAGE_SPACES);
-        const req: HypercallRequest = { op: "XENMEM_add_to_physmap", domid: this.target(caller), space, idx: this.frameIdx(), gpfn: this.gfn() };
-        if (space === XENMAPSPACE_gmfn_range) (req as { size?: number }).size = p.below(3);
-        return { caller, req };
-      }
-      case "remove": {
-        const caller = this.caller();
-        return { caller, req: { op: "XENMEM_remove_from_physmap", domid: this.target(caller), gpfn: this.gfn() } };
-      }
-      case "foreign_batch": {
-        const caller = p.chance(0.85) ? this.privileged() : this.caller();
-        const size = 1 + p.below(3);
-        const idxs: Array<bigint | number> = [];
-        const gpfns: Array<bigint | number> = [];
-        for (let i = 0; i < size; i++) {
-          idxs.push(p.chance(0.85) ? this.pick(this.gfnPool) : this.gfn());
-          gpfns.push(p.chance(0.97) ? this.pick(this.gfnPool) : this.gfn());
-        }
-        const fr = p.below(100);
-        const foreign = fr < 80 ? this.pick(this.domains).domid : fr < 90 ? DOMID_SELF : this.pick(ODD_FOREIGN_DOMIDS);
-        const space = p.chance(0.93) ? XENMAPSPACE_gmfn_foreign : this.pick(OTHER_BATCH_SPACES);
-        const req: HypercallRequest = { op: "XENMEM_add_to_physmap_batch", domid: p.chance(0.9) ? caller : this.target(caller), space, size, foreign_domid: foreign, idxs, gpfns };
-        if (space === XENMAPSPACE_grant_table) req.idxs = idxs.map(() => this.grantIdx());
-        return { caller, req };
-      }
-      case "populate":
-      case "decrease": {
-        const caller = this.caller();
-        const n = 1 + p.below(2);
-        const ext: Array<bigint | number> = [];
-        for (let i = 0; i < n; i++) ext.push(p.chance(0.9) ? this.pick(this.gfnPool) : this.gfn());
-        const order = p.chance(0.92) ? 0 : this.pick(BIG_ORDERS);
-        return {
-          caller,
-          req: { op: k === "populate" ? "XENMEM_populate_physmap" : "XENMEM_decrease_reservation", domid: this.target(caller), extent_start: ext, nr_extents: n, extent_order: order, mem_flags: 0 },
-        };
-      }
-      case "increase": {
-        const caller = this.caller();
-        return { caller, req: { op: "XENMEM_increase_reservation", domid: this.target(caller), extent_start: [0], nr_extents: 1, extent_order: 0, mem_flags: 0 } };
-      }
-      case "setup_table": {
-        const caller = this.caller();
-        return { caller, req: { op: "GNTTABOP_setup_table", dom: this.target(caller), nr_frames: this.pick(SETUP_NR_FRAMES) } };
-      }
-      case "set_version": {
-        const caller = this.caller();
-        const v = p.below(100);
-        return { caller, req: { op: "GNTTABOP_set_version", version: v < 48 ? 1 : v < 96 ? 2 : this.pick(BAD_VERSIONS) } };
-      }
-      case "get_status_frames": {
-        const caller = this.caller();
-        return { caller, req: { op: "GNTTABOP_get_status_frames", dom: this.target(caller), nr_frames: this.pick(STATUS_NR_FRAMES) } };
-      }
-      case "acquire": {
-        const caller = p.chance(0.85) ? this.privileged() : this.caller();
-        const nr = 1 + p.below(2);
-        const list: Array<bigint | number> = [];
-        for (let i = 0; i < nr; i++) list.push(p.chance(0.95) ? this.pick(this.gfnPool) : this.gfn());
-        const r = p.below(100);
-        const type = r < 85 ? XENMEM_resource_grant_table : this.pick(OTHER_RESOURCES);
-        return {
-          caller,
-          req: {
-            op: "XENMEM_acquire_resource",
-            domid: this.target(caller),
-            type,
-            id: p.chance(0.8) ? 0 : this.pick(OTHER_RESOURCE_IDS),
-            frame: this.frameIdx() & 0xffff,
-            nr_frames: nr,
-            frame_list: p.chance(0.95) ? list : null,
-          },
-        };
-      }
-      case "query": {
-        const caller = this.caller();
-        const which = p.below(5);
-        const dom = this.target(caller);
-        if (which === 0) return { caller, req: { op: "GNTTABOP_query_size", dom } };
-        if (which === 1) return { caller, req: { op: "GNTTABOP_get_version", dom } };
-        if (which === 2) return { caller, req: { op: "XENMEM_current_reservation", domid: dom } };
-        if (which === 3) return { caller, req: { op: "XENMEM_maximum_gpfn", domid: dom } };
-        return { caller, req: { op: "XENMEM_maximum_reservation", domid: dom } };
-      }
-      default:
-        return { caller: 0, req: { op: "XENVER_version" } };
+      case MAP_GRANT: return this.mapGrant();
+      case MAP_SHARED_INFO: return this.mapSharedInfo();
+      case MAP_GARBAGE: return this.mapGarbage();
+      case REMOVE: return this.remove();
+      case FOREIGN_BATCH: return this.foreignBatch();
+      case POPULATE: return this.reservation("XENMEM_populate_physmap");
+      case DECREASE: return this.reservation("XENMEM_decrease_reservation");
+      case INCREASE: return this.increase();
+      case SETUP_TABLE: return this.setupTable();
+      case SET_VERSION: return this.setVersion();
+      case GET_STATUS_FRAMES: return this.getStatusFrames();
+      case ACQUIRE: return this.acquire();
+      default: return this.query();
     }
+  }
+
+  private mapGrant(): FuzzCall {
+    const caller = this.caller();
+    return { caller, req: { op: "XENMEM_add_to_physmap", domid: this.target(caller), space: XENMAPSPACE_grant_table, idx: this.grantIdx(), gpfn: this.gfn() } };
+  }
+
+  private mapSharedInfo(): FuzzCall {
+    const caller = this.caller();
+    return { caller, req: { op: "XENMEM_add_to_physmap", domid: this.target(caller), space: XENMAPSPACE_shared_info, idx: this.prng.chance(0.9) ? 0 : 1, gpfn: this.gfn() } };
+  }
+
+  private mapGarbage(): FuzzCall {
+    const p = this.prng;
+    const caller = this.caller();
+    const space = this.pick(GARBAGE_SPACES);
+    const domid = this.target(caller), idx = this.frameIdx(), gpfn = this.gfn();
+    const op = "XENMEM_add_to_physmap";
+    // `size` last, as it always was in the stream's JSON.
+    const req: HypercallRequest = space === XENMAPSPACE_gmfn_range ? { op, domid, space, idx, gpfn, size: p.below(3) } : { op, domid, space, idx, gpfn };
+    return { caller, req };
+  }
+
+  private remove(): FuzzCall {
+    const caller = this.caller();
+    return { caller, req: { op: "XENMEM_remove_from_physmap", domid: this.target(caller), gpfn: this.gfn() } };
+  }
+
+  private foreignBatch(): FuzzCall {
+    const p = this.prng;
+    const caller = p.chance(0.85) ? this.privileged() : this.caller();
+    const size = 1 + p.below(3);
+    let idxs: Array<bigint | number> = [];
+    const gpfns: Array<bigint | number> = [];
+    for (let i = 0; i < size; i++) {
+      idxs.push(this.poolGfn(0.85));
+      gpfns.push(this.poolGfn(0.97));
+    }
+    const fr = p.below(100);
+    const foreign = fr < 80 ? this.pick(this.domains).domid : fr < 90 ? DOMID_SELF : this.pick(ODD_FOREIGN_DOMIDS);
+    const space = p.chance(0.93) ? XENMAPSPACE_gmfn_foreign : this.pick(OTHER_BATCH_SPACES);
+    const domid = p.chance(0.9) ? caller : this.target(caller);
+    // Grant-table batches take frame indices: drawn after the GFN indices, which are discarded.
+    if (space === XENMAPSPACE_grant_table) {
+      idxs = [];
+      for (let i = 0; i < size; i++) idxs.push(this.grantIdx());
+    }
+    return { caller, req: { op: "XENMEM_add_to_physmap_batch", domid, space, size, foreign_domid: foreign, idxs, gpfns } };
+  }
+
+  private reservation(op: "XENMEM_populate_physmap" | "XENMEM_decrease_reservation"): FuzzCall {
+    const p = this.prng;
+    const caller = this.caller();
+    const n = 1 + p.below(2);
+    // Literals of the exact length: the first push() onto [] allocates 17 slots.
+    const ext = n === 1 ? [this.poolGfn(0.9)] : [this.poolGfn(0.9), this.poolGfn(0.9)];
+    const order = p.chance(0.92) ? 0 : this.pick(BIG_ORDERS);
+    return { caller, req: { op, domid: this.target(caller), extent_start: ext, nr_extents: n, extent_order: order, mem_flags: 0 } };
+  }
+
+  private increase(): FuzzCall {
+    const caller = this.caller();
+    return { caller, req: { op: "XENMEM_increase_reservation", domid: this.target(caller), extent_start: [0], nr_extents: 1, extent_order: 0, mem_flags: 0 } };
+  }
+
+  private setupTable(): FuzzCall {
+    const caller = this.caller();
+    return { caller, req: { op: "GNTTABOP_setup_table", dom: this.target(caller), nr_frames: this.pick(SETUP_NR_FRAMES) } };
+  }
+
+  private setVersion(): FuzzCall {
+    const caller = this.caller();
+    const v = this.prng.below(100);
+    return { caller, req: { op: "GNTTABOP_set_version", version: v < 48 ? 1 : v < 96 ? 2 : this.pick(BAD_VERSIONS) } };
+  }
+
+  private getStatusFrames(): FuzzCall {
+    const caller = this.caller();
+    return { caller, req: { op: "GNTTABOP_get_status_frames", dom: this.target(caller), nr_frames: this.pick(STATUS_NR_FRAMES) } };
+  }
+
+  private acquire(): FuzzCall {
+    const p = this.prng;
+    const caller = p.chance(0.85) ? this.privileged() : this.caller();
+    const nr = 1 + p.below(2);
+    const list = nr === 1 ? [this.poolGfn(0.95)] : [this.poolGfn(0.95), this.poolGfn(0.95)];
+    const type = p.below(100) < 85 ? XENMEM_resource_grant_table : this.pick(OTHER_RESOURCES);
+    return {
+      caller,
+      req: {
+        op: "XENMEM_acquire_resource",
+        domid: this.target(caller),
+        type,
+        id: p.chance(0.8) ? 0 : this.pick(OTHER_RESOURCE_IDS),
+        frame: this.frameIdx() & 0xffff,
+        nr_frames: nr,
+        frame_list: p.chance(0.95) ? list : null,
+      },
+    };
+  }
+
+  private query(): FuzzCall {
+    const caller = this.caller();
+    const which = this.prng.below(5);
+    const dom = this.target(caller);
+    if (which === 0) return { caller, req: { op: "GNTTABOP_query_size", dom } };
+    if (which === 1) return { caller, req: { op: "GNTTABOP_get_version", dom } };
+    if (which === 2) return { caller, req: { op: "XENMEM_current_reservation", domid: dom } };
+    if (which === 3) return { caller, req: { op: "XENMEM_maximum_gpfn", domid: dom } };
+    return { caller, req: { op: "XENMEM_maximum_reservation", domid: dom } };
   }
 
   private life(): FuzzStep {
@@ -355,47 +403,16 @@ export class OpGenerator {
     if (dead.length > 0 && (killable.length === 0 || p.chance(0.6))) {
       const d = this.pick(dead);
       this.alive[d.domid] = true;
+      this.liveChanged();
       return { kind: "create", domid: d.domid };
     }
-    if (killable.length === 0) return { kind: "call", call: this.callOf("query") };
+    if (killable.length === 0) return { kind: "call", call: this.query() };
     const d = this.pick(killable);
     this.alive[d.domid] = false;
+    this.liveChanged();
     return { kind: "destroy", domid: d.domid };
   }
 }
-
-type Kind =
-  | "map_grant"
-  | "map_shared_info"
-  | "map_garbage"
-  | "remove"
-  | "foreign_batch"
-  | "populate"
-  | "decrease"
-  | "increase"
-  | "setup_table"
-  | "set_version"
-  | "get_status_frames"
-  | "acquire"
-  | "query"
-  | "life";
-
-const KINDS: Weighted<Kind> = [
-  [22, "map_grant"],
-  [5, "map_shared_info"],
-  [3, "map_garbage"],
-  [14, "remove"],
-  [9, "foreign_batch"],
-  [9, "populate"],
-  [7, "decrease"],
-  [1, "increase"],
-  [5, "setup_table"],
-  [8, "set_version"],
-  [4, "get_status_frames"],
-  [5, "acquire"],
-  [4, "query"],
-  [1, "life"],
-];
 
 // ---- JSON encoding of steps (bigints as "0x..." strings) --------------------------
 
