@@ -38,11 +38,14 @@ const big = (v: bigint | number | undefined): bigint => (v === undefined ? 0n : 
 
 /**
  * A guest's xen_ulong_t argument as Xen's unsigned long (`inv` = all ones of
- * the arch width). Values already in range are returned as they are: the
- * mask would allocate a new BigInt on every call.
+ * the arch width). Values already in range skip the mask, which costs a
+ * BigInt operation and allocation per call; a u32 number is in range on
+ * every arch.
  */
 const ulong = (v: bigint | number | undefined, inv: bigint): bigint =>
-  typeof v === "bigint" && v >= 0n && v <= inv ? v : big(v) & inv;
+  typeof v === "bigint" && v >= 0n && v <= inv ? v
+  : typeof v === "number" && v >>> 0 === v ? BigInt(v)
+  : big(v) & inv;
 
 // ---- domain lookup / XSM dummy policy ----------------------------------------------
 
