@@ -173,7 +173,13 @@ export class FrameWatch {
       if (d !== 0) dirty[nd++] = k;
     }
     // The full compare reports slots in slot order, and the leaves (b) re-evaluates are queued in it: keep it.
-    if (nd > 1) dirty.subarray(0, nd).sort();
+    // (An insertion sort in place: nd is a handful, and subarray() would allocate a view per op.)
+    for (let i = 1; i < nd; i++) {
+      const k = dirty[i];
+      let j = i - 1;
+      for (; j >= 0 && dirty[j] > k; j--) dirty[j + 1] = dirty[j];
+      dirty[j + 1] = k;
+    }
     return nd;
   }
 

@@ -107,6 +107,12 @@ export interface FuzzHost {
    */
   xenheapChanged?(domid: number, seen: unknown[]): boolean;
   /**
+   * A number that moves whenever xenheapChanged could answer true for a live
+   * domain, while domids() stays the same (the sum of the domains' grantGen):
+   * lets a checker skip asking each domain after most ops.
+   */
+  xenheapGen?(): number;
+  /**
    * MFNs whose frame record (count_info, type_info, owner) the core may have
    * written since the previous call, into `out` (repeats possible); the first
    * call starts the log and reports nothing. false when the host cannot tell

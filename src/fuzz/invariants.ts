@@ -103,6 +103,16 @@ function idx32(v: bigint | number): number {
   return Number(BigInt(v) & 0xffffffffn);
 }
 
+/** BigInt(v) === 0n, without a BigInt for a number (BigInt(v) throws on a non-integer: so does this). */
+function isZero(v: bigint | number): boolean {
+  return typeof v === "number" && Number.isInteger(v) ? v === 0 : BigInt(v) === 0n;
+}
+
+/** Number(BigInt(v)), without a BigInt for an integer number. */
+function asIndex(v: bigint | number): number {
+  return typeof v === "number" && Number.isInteger(v) ? v : Number(BigInt(v));
+}
+
 const NO_SNAPSHOT: Map<number, [number, number, number]> = new Map();
 
 /** A live domain's xenheap frames and the (a) verdict on them. */
@@ -118,8 +128,17 @@ interface XenheapState {
   bad: boolean;
 }
 
-/** The "frames an op concerns" and "GFNs it targets" in one domain. */
+/**
+ * The "frames an op concerns" and "GFNs it targets" in one domain. Only (d)
+ * and the release of decreased frames read the GFN part, and only after a
+ * step that wrote the P2M (a few ops in ten): it is filled from `calls` then
+ * (targets()); the shadow it reads does not change before afterStep.
+ */
 interface Scope {
+  /** The step's calls, in order. */
+  calls: FuzzCall[];
+  /** gfns, decreased and decreaseAt are filled in. */
+  targeted: boolean;
   /** Targeted GFNs as [domid, first gfn, count] triples (flat). */
   gfns: number[];
   /** Domains targeted as a whole (destroy). */
@@ -237,6 +256,14 @@ export class InvariantChecker {
   private hListSpare: number[] = [];
   private readonly hOwner = new Map<number, number>();
   private lastIds: number[] = [];
+  /**
+   * xenheapGfnInScope has nothing to do: no live domain's (a) state is dirty
+   * or bad, and each has its shadow entry. Cleared wherever a state is marked
+   * dirty and when the domain set changes.
+   */
+  private xhQuiet = false;
+  /** host.xenheapGen() as of the last sync. */
+  private lastXenheapGen = NaN;
   private lastDying: boolean[] = [];
   private readonly onRemoved: (domid: number, gfn: number, old: Leaf) => void;
   private curScope: Scope | null = null;
@@ -246,7 +273,7 @@ export class InvariantChecker {
   private readonly inUseBuf: number[] = [];
   private readonly pv: PageView = { countLo: 0, countHi: 0, typeLo: 0, typeHi: 0, owner: 0 };
   private readonly ownerCache = new Map<number, number>();
-  private readonly scopeObj: Scope = { gfns: [], whole: new Set(), mfns: new Set(), decreased: [], decreaseAt: [] };
+  private readonly scopeObj: Scope = { calls: [], targeted: false, gfns: [], whole: new Set(), mfns: new Set(), decreased: [], decreaseAt: [] };
 
   constructor(readonly host: FuzzHost, opts: CheckerOptions = {}) {
     this.fullEvery = opts.fullEvery ?? 64;
@@ -355,7 +382,7 @@ export class InvariantChecker {
 
   private xhDirty(domid: number): void {
     const st = this.xh.get(domid);
-    if (st !== undefined) st.dirty = true;
+    if (st !== undefined) (st.dirty = true), (this.xhQuiet = false);
   }
 
   /** A frame the guest gave back (see `released`). */
@@ -422,7 +449,7 @@ export class InvariantChecker {
     const ids = host.domids();
     let domsChanged = ids.length !== this.lastIds.length;
     for (let i = 0; i < ids.length && !domsChanged; i++) domsChanged = ids[i] !== this.lastIds[i] || host.dying(ids[i]) !== this.lastDying[i];
-    if (domsChanged) this.lastDying = ids.map((d) => host.dying(d));
+    if (domsChanged) (this.lastDying = ids.map((d) => host.dying(d))), (this.xhQuiet = false);
     this.lastIds = ids;
     if (domsChanged && this.ownerCache.size > 0) this.ownerCache.clear();
     // Changed frame records: (h) compares them with the copies, then (a)/(b) re-evaluate.
@@ -452,31 +479,38 @@ export class InvariantChecker {
 
   /** sync, part 2: queue the leaves and xenheap verdicts that changed records (or a changed domain set) affect. */
   private queueChanged(changed: number[], domsChanged: boolean): void {
-    for (const m of changed) {
+    // Indexed loops: these run after every op, and a for-of that V8 does not optimise allocates its iterator.
+    for (let i = 0; i < changed.length; i++) {
+      const m = changed[i];
       const r = this.rev.get(m);
-      if (r !== undefined) for (const l of r) this.pending.push(l);
-      if (this.inXh(m)) for (const st of this.xh.values()) if (st.pages.includes(m)) st.dirty = true;
+      if (r !== undefined) for (let k = 0; k < r.length; k++) this.pending.push(r[k]);
+      if (this.inXh(m)) for (const st of this.xh.values()) if (st.pages.includes(m)) (st.dirty = true), (this.xhQuiet = false);
     }
     if (domsChanged) {
       for (const m of this.shadow.doms.values()) for (const l of m.values()) this.pending.push(l);
       for (const st of this.xh.values()) st.dirty = true;
+      this.xhQuiet = false;
     }
   }
 
   /** sync, part 3: each live domain's xenheap frames, their watch references and (h)'s owners. */
   private syncXenheap(ids: number[], domsChanged: boolean, changed: number[]): void {
     const host = this.host;
-    // Xenheap frames per live domain.
+    // Xenheap frames per live domain (no domain asked when none of their grantGens moved).
     let listsChanged = domsChanged;
-    for (const d of ids) {
+    const gen = host.xenheapGen === undefined ? NaN : host.xenheapGen();
+    if (domsChanged || gen !== this.lastXenheapGen) for (let i = 0; i < ids.length; i++) {
+      const d = ids[i];
       let st = this.xh.get(d);
-      if (st === undefined) this.xh.set(d, (st = { seen: [], pages: [], arrs: [], dirty: true, bad: false }));
+      if (st === undefined) this.xh.set(d, (st = { seen: [], pages: [], arrs: [], dirty: true, bad: false })), (this.xhQuiet = false);
       if (host.xenheapChanged === undefined || host.xenheapChanged(d, st.seen)) {
         // Often only a stored GFN or the version changed, not which frames: then the union below stands.
         if (this.xenheapPagesOf(d, st)) listsChanged = true;
         st.dirty = true;
+        this.xhQuiet = false;
       }
     }
+    this.lastXenheapGen = gen;
     if (this.xh.size !== ids.length) {
       for (const d of this.xh.keys()) if (!ids.includes(d)) this.xh.delete(d);
       listsChanged = true;
@@ -490,8 +524,10 @@ export class InvariantChecker {
       const mark = this.xhMark, lo = this.xhLo, fw = this.frames;
       const list = this.hListSpare;
       list.length = 0;
-      for (const d of ids) {
-        for (const m of this.xh.get(d)!.pages) {
+      for (let i = 0; i < ids.length; i++) {
+        const pages = this.xh.get(ids[i])!.pages;
+        for (let j = 0; j < pages.length; j++) {
+          const m = pages[j];
           if (!fw.valid(m)) continue;
           const k = m - lo;
           const was = mark[k];
@@ -502,15 +538,16 @@ export class InvariantChecker {
         }
       }
       const old = this.hList;
-      for (const m of old) if (mark[m - lo] !== g) fw.unref(m);
+      for (let i = 0; i < old.length; i++) if (mark[old[i] - lo] !== g) fw.unref(old[i]);
       this.hListSpare = old;
       this.hList = list;
       for (const m of this.hOwner.keys()) if (!this.inXh(m)) this.hOwner.delete(m);
     }
     // (h) compares owners with the ones at the start of the step.
     if (this.gfnInPage) {
-      for (const m of changed) if (this.inXh(m)) this.hOwner.set(m, this.pageNow(m)!.owner);
-      if (listsChanged) for (const m of this.hList) if (domsChanged || !this.hOwner.has(m)) this.hOwner.set(m, this.pageNow(m)!.owner);
+      for (let i = 0; i < changed.length; i++) if (this.inXh(changed[i])) this.hOwner.set(changed[i], this.pageNow(changed[i])!.owner);
+      const hl = this.hList;
+      if (listsChanged) for (let i = 0; i < hl.length; i++) if (domsChanged || !this.hOwner.has(hl[i])) this.hOwner.set(hl[i], this.pageNow(hl[i])!.owner);
     }
   }
 
@@ -562,6 +599,28 @@ export class InvariantChecker {
     if (rq.dom !== undefined) this.touched.add(this.resolveDom(caller, rq.dom));
     if (rq.foreign_domid !== undefined) this.touched.add(this.resolveDom(caller, rq.foreign_domid));
     this.rescopeAfter(call, s);
+    s.calls.push(call);
+    switch (req.op) {
+      case "XENMEM_populate_physmap":
+      case "XENMEM_decrease_reservation":
+      case "XENMEM_increase_reservation":
+        // targets() reads the target's shadow; its entry exists from here on (shadowHash sees it).
+        if ((req.extent_order ?? 0) <= 9) this.shadow.of(this.resolveDom(caller, req.domid));
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** The GFN part of the scope, from its calls (before the step's P2M writes are applied). */
+  private targets(s: Scope): void {
+    if (s.targeted) return;
+    s.targeted = true;
+    for (const call of s.calls) this.targetsOf(call, s);
+  }
+
+  private targetsOf(call: FuzzCall, s: Scope): void {
+    const { caller, req } = call;
     switch (req.op) {
       case "XENMEM_add_to_physmap":
         this.addGfn(s, this.resolveDom(caller, req.domid), req.gpfn);
@@ -608,8 +667,8 @@ export class InvariantChecker {
   /**
    * The frames `call` concerns (grant frames, shared_info): part of scopeOf,
    * and run again after the call, because the host may now say differently
-   * (a table grown, a version switched). The rest of scopeOf depends on the
-   * call and on the shadow, which only afterStep changes.
+   * (a table grown, a version switched). The GFN part (targets) depends on
+   * the call and on the shadow, which only afterStep changes.
    */
   rescopeAfter(call: FuzzCall, s: Scope): void {
     const { caller, req } = call;
@@ -648,6 +707,8 @@ export class InvariantChecker {
   newScope(): Scope {
     // (Map/Set clear() allocates a new table even when empty.)
     const s = this.scopeObj;
+    clear(s.calls);
+    s.targeted = false;
     clear(s.gfns);
     if (s.whole.size > 0) s.whole.clear();
     if (s.mfns.size > 0) s.mfns.clear();
@@ -681,15 +742,14 @@ export class InvariantChecker {
     let mfn: number | null;
     let what: string;
     if (req.space === XENMAPSPACE_shared_info) {
-      if (BigInt(req.idx) !== 0n) return null;
+      if (!isZero(req.idx)) return null;
       mfn = this.host.sharedInfoMfn(d);
       what = "shared_info";
     } else {
-      const idx = BigInt(req.idx);
-      if (idx > 0xffffffffn) return null;
+      const i = asIndex(req.idx);
+      if (i > 0xffffffff) return null;
       const gv = this.host.grant(d);
       if (gv === null) return null;
-      const i = Number(idx);
       if ((i & XENMAPIDX_grant_table_status) !== 0) {
         if (gv.version !== 2) return null;
         const s = (i & ~XENMAPIDX_grant_table_status) >>> 0;
@@ -716,14 +776,15 @@ export class InvariantChecker {
   /** The domain's xenheap frames as (a) lists them: grant frames, status frames, shared_info; with the stored GFN arrays' entries. Did the frames change? */
   private xenheapPagesOf(domid: number, st: XenheapState): boolean {
     const old = this.pagesScratch;
-    old.length = 0;
-    for (const m of st.pages) old.push(m);
-    st.pages.length = 0;
-    st.arrs.length = 0;
+    clear(old);
+    for (let i = 0; i < st.pages.length; i++) old.push(st.pages[i]);
+    clear(st.pages);
+    clear(st.arrs);
     const gv = this.host.grant(domid);
     if (gv !== null) {
-      gv.shared.forEach((m, i) => (st.pages.push(m), st.arrs.push(gv.sharedGfn ? gv.sharedGfn[i] : null)));
-      gv.status.forEach((m, i) => (st.pages.push(m), st.arrs.push(gv.statusGfn ? gv.statusGfn[i] : null)));
+      const { shared, status, sharedGfn, statusGfn } = gv;
+      for (let i = 0; i < shared.length; i++) st.pages.push(shared[i]), st.arrs.push(sharedGfn ? sharedGfn[i] : null);
+      for (let i = 0; i < status.length; i++) st.pages.push(status[i]), st.arrs.push(statusGfn ? statusGfn[i] : null);
     }
     const si = this.host.sharedInfoMfn(domid);
     if (si !== null) (st.pages.push(si), st.arrs.push(null));
@@ -774,19 +835,21 @@ export class InvariantChecker {
     }
     // (d) collateral removals, from the P2M log
     const writes = host.drainP2m();
+    if (writes === null || writes.length > 0) this.targets(scope);
     if (writes === null) {
       for (const d of host.domids()) this.resyncDomain(d);
     } else {
       this.curOp = op;
       this.curScope = scope;
       this.curResults = results;
-      for (const w of writes) {
-        this.shadow.apply(w, this.onRemoved);
-        this.touched.add(w.domid);
+      for (let i = 0; i < writes.length; i++) {
+        this.shadow.apply(writes[i], this.onRemoved);
+        this.touched.add(writes[i].domid);
       }
       this.curScope = null;
     }
-    for (const [d, g, m] of scope.decreased) {
+    for (let i = 0; i < scope.decreased.length; i++) {
+      const [d, g, m] = scope.decreased[i];
       const l = this.shadow.of(d).get(g);
       if (l === undefined || l.mfn !== m) this.release(m);
     }
@@ -797,18 +860,21 @@ export class InvariantChecker {
       if (this.host.domids().includes(d)) continue;
       this.pendingTeardown.delete(d);
       this.shadow.drop(d);
+      this.xhQuiet = false;
       // Its frames are free now (or reused): no longer orphans of a zombie.
       for (const [m, o] of this.orphanOwner) if (o === d) (this.orphanOwner.delete(m), this.orphans.delete(m));
       this.checkTeardown(op, d);
     }
     // (e) map-free
-    for (const r of results) {
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i];
       if (r.expectOk !== null && r.result !== undefined && Number(r.result.rc) !== 0) {
         this.report(op, "map-free", `mapping failed with rc ${r.result.rc}: ${r.expectOk}`, { call: r.call, rc: String(r.result.rc) }, String(r.result.rc));
       }
     }
     // (g) locks
-    for (const f of host.drainLockFindings()) this.report(op, "locks", `${f.kind}: ${f.message}`, f);
+    const lf = host.drainLockFindings();
+    for (let i = 0; i < lf.length; i++) this.report(op, "locks", `${lf[i].kind}: ${lf[i].message}`, lf[i]);
     // (h) type bits outside the GFN (reported from sync, which sees the records change)
     this.sync(false, op);
     this.settleLeaves();
@@ -878,6 +944,7 @@ export class InvariantChecker {
 
   /** (a) over `only` (null = every domain): the scan runs only when a domain in scope is bad and the variant is still to record. */
   private xenheapGfnInScope(op: number, only: DomainSet | null): void {
+    if (this.xhQuiet) return;
     let bad = false;
     for (const d of this.host.domids()) {
       if (only !== null && !only.has(d)) continue;
@@ -892,6 +959,20 @@ export class InvariantChecker {
       bad ||= st.bad;
     }
     if (bad && this.reportable("xenheap-gfn", "")) this.checkXenheapGfn(op, only);
+    this.xhQuiet = this.xenheapQuiet();
+  }
+
+  /** Would xenheapGfnInScope find nothing to do for any scope, until an xh state is marked dirty or the domain set changes? */
+  private xenheapQuiet(): boolean {
+    const host = this.host;
+    for (const d of host.domids()) {
+      if (host.dying(d)) continue;
+      const st = this.xh.get(d);
+      if (st === undefined || st.dirty || st.bad) return false;
+      // The loop creates the domain's shadow entry (shadowHash sees it).
+      if (st.pages.length > 0 && !this.shadow.doms.has(d)) return false;
+    }
+    return true;
   }
 
   /** checkXenheapGfn's verdict on one domain, from the reverse map. */

@@ -1,6 +1,6 @@
 // FuzzHost over the real host layer (src/machine).
 
-import { createMachine, type MachineImpl } from "../machine/machine.js";
+import { createMachine, type Domain, type MachineImpl } from "../machine/machine.js";
 import type { DomainConfig, HypercallRequest, HypercallResult, MachineConfig } from "../machine/api.js";
 import type { LockGen } from "../locks/index.js";
 import type { FrameTableLayout, FuzzHost, GrantView, LockFinding, P2mWrite, PageView } from "./host.js";
@@ -67,8 +67,12 @@ export class MachineHost implements FuzzHost {
     return this.m.crashed;
   }
 
+  /** call()'s options, reused (hypercall reads them before it returns). */
+  private readonly callOpts = { caller: 0, vcpu: 0 };
+
   call(caller: number, req: HypercallRequest): HypercallResult {
-    return this.m.hypercall(req, { caller, vcpu: 0 });
+    this.callOpts.caller = caller;
+    return this.m.hypercall(req, this.callOpts);
   }
 
   gen(caller: number, vcpu: number, req: HypercallRequest): LockGen<HypercallResult> {
@@ -536,9 +540,14 @@ export class MachineHost implements FuzzHost {
   grant(domid: number): GrantView | null {
     let e = this.grantCache.get(domid);
     if (e !== undefined && e.gen === this.grantGen) return e.view;
-    const g = this.m.domain(domid)?.grant ?? null;
-    if (e === undefined) this.grantCache.set(domid, (e = { gen: 0, g: null, view: null, shared: [], status: [] }));
+    const d = this.m.domain(domid);
+    const g = d?.grant ?? null;
+    if (e === undefined) this.grantCache.set(domid, (e = { gen: 0, d: undefined, dGen: -1, g: null, view: null, shared: [], status: [] }));
     e.gen = this.grantGen;
+    // The domain's grantGen moves with every change the view describes: unmoved, the view stands.
+    if (d !== undefined && e.d === d && e.dGen === d.grantGen) return e.view;
+    e.d = d;
+    e.dGen = d === undefined ? -1 : d.grantGen;
     if (g === null) {
       e.g = null;
       e.view = null;
@@ -636,6 +645,12 @@ export class MachineHost implements FuzzHost {
     }
   }
 
+  xenheapGen(): number {
+    let s = 0;
+    for (const id of this.domids()) s += this.m.domain(id)!.grantGen;
+    return s;
+  }
+
   xenheapChanged(domid: number, seen: unknown[]): boolean {
     // `seen` holds the domain, its grant view, shared_info and the domain's
     // grantGen. An unchanged grantGen means nothing changed (most ops touch no
@@ -671,6 +686,9 @@ interface GrantTableFields {
 /** MachineHost.grant's cache: the view of `g` made at generation `gen`, and the frames it was made from. */
 interface GrantCacheEntry {
   gen: number;
+  /** The domain and its grantGen when `view` was last checked. */
+  d: Domain | undefined;
+  dGen: number;
   g: GrantTableFields | null;
   view: GrantView | null;
   shared: bigint[];

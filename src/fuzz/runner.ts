@@ -107,6 +107,13 @@ class ParOutcome implements StepOutcome {
   }
 }
 
+/** [INT53_MIN, INT53_END): where BigInt.asIntN(53, v) === v. */
+const INT53_MIN = -(2n ** 52n);
+const INT53_END = 2n ** 52n;
+
+/** The outcome of a step that issued no hypercall: one object for all of them (callers only read outcomes). */
+const NO_RESULTS: StepOutcome = { results: [] };
+
 /** One hypercall of a step with its result and (e) expectation, as afterStep takes them. */
 interface Row {
   call: FuzzCall;
@@ -144,11 +151,16 @@ export class FuzzSession {
       this.h = fnv(this.h, 0xdead);
       return;
     }
-    const rc = typeof r.rc === "bigint" ? Number(BigInt.asIntN(53, r.rc)) : Number(r.rc);
+    const v = r.rc;
+    // BigInt.asIntN(53, v) is v itself inside the int53 range (and allocates a BigInt either way).
+    const rc = typeof v !== "bigint" ? Number(v) : v >= INT53_MIN && v < INT53_END ? Number(v) : Number(BigInt.asIntN(53, v));
     this.h = fnv(this.h, rc);
   }
 
-  /** Run one step; returns what happened. Sets `stopped` on a crash. */
+  /** A `call` step's outcome, reused by the next one. */
+  private readonly callOut: StepOutcome = { results: [undefined] };
+
+  /** Run one step; returns what happened (a `call` step's outcome is valid until the next exec). Sets `stopped` on a crash. */
   exec(step: FuzzStep): StepOutcome {
     const host = this.host;
     const ck = this.checker;
@@ -156,7 +168,7 @@ export class FuzzSession {
     host.invalidate();
     const scope = ck.newScope();
     const typeSnap = ck.snapshotTypeBits();
-    let out: StepOutcome = { results: [] };
+    let out: StepOutcome = NO_RESULTS;
     const rows = this.rows;
     clear(rows);
     let destroyed: number | null = null;
@@ -170,7 +182,8 @@ export class FuzzSession {
           // has crashed (domain_crash: its vCPUs no longer run) is not issued.
           const r = issuable(host, step.call) ? host.call(step.call.caller, step.call.req) : undefined;
           ck.rescopeAfter(step.call, scope);
-          out.results.push(r);
+          out = this.callOut;
+          out.results[0] = r;
           this.row(step.call, r, expectOk);
           break;
         }
@@ -221,7 +234,8 @@ export class FuzzSession {
       }
     }
     host.invalidate();
-    for (const r of out.results) this.mix(r);
+    const results = out.results;
+    for (let i = 0; i < results.length; i++) this.mix(results[i]);
     ck.afterStep(op, scope, rows, typeSnap, destroyed);
     if (host.crash() !== null) this.stopped = true;
     return out;
