@@ -36,13 +36,16 @@ export function reservedNotRepresentableInV1(core: CoreExports, gt: GrantTable):
   return false;
 }
 
-/** Copy out entries 0..7 in the current layout (v2: status bits folded into flags). */
-export function saveReservedEntries(core: CoreExports, gt: GrantTable): ReservedEntry[] {
-  const out: ReservedEntry[] = [];
+/**
+ * Copy out entries 0..7 in the current layout (v2: status bits folded into
+ * flags); null when all of them are zero because frame 0 was never written.
+ */
+export function saveReservedEntries(core: CoreExports, gt: GrantTable): ReservedEntry[] | null {
   const f = frame(core, gt.shared[0], false);
+  if (!f) return null;
+  const out: ReservedEntry[] = [];
   const st = gt.version === 2 && gt.status.length ? frame(core, gt.status[0], false) : null;
   for (let i = 0; i < GNTTAB_NR_RESERVED_ENTRIES; i++) {
-    if (!f) { out.push({ flags: 0, domid: 0, frame: 0n }); continue; }
     if (gt.version === 1) {
       out.push({ flags: f.getUint16(8 * i, true), domid: f.getUint16(8 * i + 2, true), frame: BigInt(f.getUint32(8 * i + 4, true)) });
       continue;
@@ -58,12 +61,12 @@ export function saveReservedEntries(core: CoreExports, gt: GrantTable): Reserved
 }
 
 /** Clear every shared frame, then write entries 0..7 back in `version`'s layout. */
-export function clearAndRestoreReserved(core: CoreExports, gt: GrantTable, version: number, saved: ReservedEntry[]): void {
+export function clearAndRestoreReserved(core: CoreExports, gt: GrantTable, version: number, saved: ReservedEntry[] | null): void {
   for (const mfn of gt.shared) {
     const p = core.backing_lookup(mfn);
     if (p) new Uint8Array(core.memory.buffer, p, 4096).fill(0);
   }
-  if (saved.every((e) => e.flags === 0 && e.domid === 0 && e.frame === 0n)) return;
+  if (saved === null || saved.every((e) => e.flags === 0 && e.domid === 0 && e.frame === 0n)) return;
   if (version === 2 && gt.status.length) frame(core, gt.status[0], true); // create before taking views
   const f = frame(core, gt.shared[0], true)!;
   const st = version === 2 && gt.status.length ? frame(core, gt.status[0], true) : null;

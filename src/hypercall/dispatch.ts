@@ -492,7 +492,7 @@ const gnttabSetVersion = dual(function* gnttabSetVersion(m: MachineImpl, req: Re
     if (gt.version === 2 && reservedNotRepresentableInV1(m.core, gt)) rc = -ERANGE;
     else {
       if (v === 2) rc = yield* gnttabPopulateStatusFrames(m, cpu, d, gt.nrGrantFrames);
-      const saved = rc >= 0 ? saveReservedEntries(m.core, gt) : [];
+      const saved = rc >= 0 ? saveReservedEntries(m.core, gt) : null;
       if (rc >= 0 && v === 1) rc = yield* gnttabUnpopulateStatusFrames(m, cpu, d);
       if (rc >= 0) {
         rc = 0;
