@@ -110,6 +110,17 @@ export class FrameWatch {
     }
   }
 
+  /** Does `slot`'s type_info differ from its copy? (Asked before accept().) */
+  typeChanged(slot: number): boolean {
+    const c = this.copy, o = slot * 6;
+    if (this.mem === null) {
+      const p = this.host.page(this.mfns[slot])!;
+      return p.typeLo !== c[o + 2] || p.typeHi !== c[o + 3];
+    }
+    const u = this.view(), w = this.at[slot];
+    return this.arm64 ? u[w + 2] !== c[o + 2] || u[w + 3] !== c[o + 3] : u[w + 1] !== c[o + 2];
+  }
+
   /** Take the current record of `slot` as its copy. */
   accept(slot: number): void {
     this.read(this.mfns[slot], this.copy, slot * 6);

@@ -74,6 +74,11 @@ export interface FuzzHost {
   /** Domain ids that exist (not destroyed). The array may be the one an earlier call returned: read it, do not change it. */
   domids(): number[];
   dying(domid: number): boolean;
+  /**
+   * A number that moves with every createDomain / destroyDomain call: while
+   * it and the domids() array stay the same, no domain's dying() changed.
+   */
+  lifeGen?(): number;
   /** Can `domid` issue hypercalls (exists, not crashed by Xen's domain_crash)? */
   canCall(domid: number): boolean;
   /** New P2M writes since the last call (null if the log overflowed). The array and its records may be reused by the next call. */

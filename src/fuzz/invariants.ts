@@ -200,6 +200,8 @@ export class InvariantChecker {
   touchAll = false;
   /** Destroyed domains whose final destruction (zombie reaping) is still to be checked. */
   private readonly pendingTeardown = new Set<number>();
+  /** host.domids() when pendingTeardown was last looked at. */
+  private teardownIds: number[] | null = null;
   /** Domains whose P2M or grant state the current step may have changed. */
   private readonly touched = new SmallSet();
   private readonly cnt = new Uint32Array(2);
@@ -255,7 +257,9 @@ export class InvariantChecker {
   private hList: number[] = [];
   private hListSpare: number[] = [];
   private readonly hOwner = new Map<number, number>();
+  /** domids() and their dying() as of the last sync (the checks after it read dying() from here). */
   private lastIds: number[] = [];
+  private lastLife = NaN;
   /**
    * xenheapGfnInScope has nothing to do: no live domain's (a) state is dirty
    * or bad, and each has its shadow entry. Cleared wherever a state is marked
@@ -270,6 +274,8 @@ export class InvariantChecker {
   private curOp = 0;
   private curResults: Array<{ call: FuzzCall; result: HypercallResult | undefined; expectOk: string | null }> = [];
   private readonly changedMfns: number[] = [];
+  /** Of changedMfns, the frames whose type_info changed (GFN/HEAD only). */
+  private readonly typeChangedMfns: number[] = [];
   private readonly inUseBuf: number[] = [];
   private readonly pv: PageView = { countLo: 0, countHi: 0, typeLo: 0, typeHi: 0, owner: 0 };
   private readonly ownerCache = new Map<number, number>();
@@ -358,7 +364,7 @@ export class InvariantChecker {
     if (r === undefined) this.rev.set(l.mfn, [l]);
     else r.push(l);
     this.frames.ref(l.mfn);
-    if (this.inXh(l.mfn)) this.xhDirty(l.domid);
+    if (isRam(l.type) && this.inXh(l.mfn)) this.xhDirty(l.domid); // (a) counts RAM mappings only
     this.pending.push(l);
   }
 
@@ -368,7 +374,7 @@ export class InvariantChecker {
     if (r.length === 1) this.rev.delete(l.mfn);
     else r.splice(r.indexOf(l), 1);
     this.frames.unref(l.mfn);
-    if (this.inXh(l.mfn)) this.xhDirty(l.domid);
+    if (isRam(l.type) && this.inXh(l.mfn)) this.xhDirty(l.domid);
     if (l.bad) this.setBad(l, false);
   }
 
@@ -447,21 +453,30 @@ export class InvariantChecker {
   private sync(initial: boolean, op = 0): void {
     const host = this.host;
     const ids = host.domids();
-    let domsChanged = ids.length !== this.lastIds.length;
-    for (let i = 0; i < ids.length && !domsChanged; i++) domsChanged = ids[i] !== this.lastIds[i] || host.dying(ids[i]) !== this.lastDying[i];
+    const life = host.lifeGen === undefined ? NaN : host.lifeGen();
+    // The same domids() array and no create/destroy since: the same domains, none newly dying.
+    let domsChanged = false;
+    if (ids !== this.lastIds || life !== this.lastLife) {
+      domsChanged = ids.length !== this.lastIds.length;
+      for (let i = 0; i < ids.length && !domsChanged; i++) domsChanged = ids[i] !== this.lastIds[i] || host.dying(ids[i]) !== this.lastDying[i];
+    }
     if (domsChanged) (this.lastDying = ids.map((d) => host.dying(d))), (this.xhQuiet = false);
     this.lastIds = ids;
+    this.lastLife = life;
     if (domsChanged && this.ownerCache.size > 0) this.ownerCache.clear();
     // Changed frame records: (h) compares them with the copies, then (a)/(b) re-evaluate.
     const fw = this.frames;
     const nd = fw.diff();
     const changed = this.changedMfns;
     clear(changed);
+    const typed = this.typeChangedMfns;
+    clear(typed);
     let hBad: Map<number, [number, number]> | null = null;
     for (let k = 0; k < nd; k++) {
       const slot = fw.dirty[k];
       const m = fw.mfnAt(slot);
       changed.push(m);
+      if (this.gfnInPage && fw.typeChanged(slot)) typed.push(m);
       if (!initial && this.gfnInPage && this.hOwner.has(m)) {
         const lo = fw.cached(slot, 2), hi = fw.cached(slot, 3);
         const p = this.pageNow(m);
@@ -473,17 +488,23 @@ export class InvariantChecker {
       fw.accept(slot);
     }
     if (hBad !== null) this.reportTypeBits(op, hBad);
-    this.queueChanged(changed, domsChanged);
+    this.queueChanged(changed, typed, domsChanged);
     this.syncXenheap(ids, domsChanged, changed);
   }
 
-  /** sync, part 2: queue the leaves and xenheap verdicts that changed records (or a changed domain set) affect. */
-  private queueChanged(changed: number[], domsChanged: boolean): void {
+  /**
+   * sync, part 2: queue the leaves and xenheap verdicts that changed records
+   * (or a changed domain set) affect. Of a record, (a) reads only the GFN in
+   * type_info (GFN/HEAD; `typed` lists the frames whose type_info changed).
+   */
+  private queueChanged(changed: number[], typed: number[], domsChanged: boolean): void {
     // Indexed loops: these run after every op, and a for-of that V8 does not optimise allocates its iterator.
     for (let i = 0; i < changed.length; i++) {
-      const m = changed[i];
-      const r = this.rev.get(m);
+      const r = this.rev.get(changed[i]);
       if (r !== undefined) for (let k = 0; k < r.length; k++) this.pending.push(r[k]);
+    }
+    for (let i = 0; i < typed.length; i++) {
+      const m = typed[i];
       if (this.inXh(m)) for (const st of this.xh.values()) if (st.pages.includes(m)) (st.dirty = true), (this.xhQuiet = false);
     }
     if (domsChanged) {
@@ -853,10 +874,11 @@ export class InvariantChecker {
       const l = this.shadow.of(d).get(g);
       if (l === undefined || l.mfn !== m) this.release(m);
     }
-    if (destroyed !== null) this.pendingTeardown.add(destroyed);
+    if (destroyed !== null) this.pendingTeardown.add(destroyed), (this.teardownIds = null);
     // A killed domain stays a zombie while another domain holds a reference on one of its
-    // pages; once the host has really destroyed it, it must own nothing.
-    if (this.pendingTeardown.size > 0) for (const d of this.pendingTeardown) {
+    // pages; once the host has really destroyed it, it must own nothing. (Looked at again
+    // when the domain set changes: domids() hands out the same array until it does.)
+    if (this.pendingTeardown.size > 0 && host.domids() !== this.teardownIds) for (const d of this.pendingTeardown) {
       if (this.host.domids().includes(d)) continue;
       this.pendingTeardown.delete(d);
       this.shadow.drop(d);
@@ -865,6 +887,7 @@ export class InvariantChecker {
       for (const [m, o] of this.orphanOwner) if (o === d) (this.orphanOwner.delete(m), this.orphans.delete(m));
       this.checkTeardown(op, d);
     }
+    if (this.pendingTeardown.size > 0) this.teardownIds = host.domids();
     // (e) map-free
     for (let i = 0; i < results.length; i++) {
       const r = results[i];
@@ -946,33 +969,36 @@ export class InvariantChecker {
   private xenheapGfnInScope(op: number, only: DomainSet | null): void {
     if (this.xhQuiet) return;
     let bad = false;
-    for (const d of this.host.domids()) {
-      if (only !== null && !only.has(d)) continue;
-      if (this.host.dying(d)) continue;
-      const st = this.xh.get(d)!;
-      if (st.pages.length === 0) continue;
+    // Quiet afterwards (see xhQuiet) unless a live domain, in scope or not, is left dirty, bad, or without its shadow entry.
+    let quiet = true;
+    const ids = this.host.domids();
+    const known = ids === this.lastIds; // then lastDying holds dying() (sync ran since anything changed)
+    for (let i = 0; i < ids.length; i++) {
+      const d = ids[i];
+      if (known ? this.lastDying[i] : this.host.dying(d)) continue;
+      const st = this.xh.get(d);
+      if (st === undefined) {
+        quiet = false;
+        continue;
+      }
+      if (only !== null && !only.has(d)) {
+        if (st.dirty || st.bad || (st.pages.length > 0 && !this.shadow.doms.has(d))) quiet = false;
+        continue;
+      }
+      if (st.pages.length === 0) {
+        if (st.dirty || st.bad) quiet = false;
+        continue;
+      }
       this.shadow.of(d); // as the scan does (a domain's entry exists from its first check on)
       if (st.dirty) {
         st.bad = this.xenheapGfnBad(d, st);
         st.dirty = false;
       }
+      if (st.bad) quiet = false;
       bad ||= st.bad;
     }
     if (bad && this.reportable("xenheap-gfn", "")) this.checkXenheapGfn(op, only);
-    this.xhQuiet = this.xenheapQuiet();
-  }
-
-  /** Would xenheapGfnInScope find nothing to do for any scope, until an xh state is marked dirty or the domain set changes? */
-  private xenheapQuiet(): boolean {
-    const host = this.host;
-    for (const d of host.domids()) {
-      if (host.dying(d)) continue;
-      const st = this.xh.get(d);
-      if (st === undefined || st.dirty || st.bad) return false;
-      // The loop creates the domain's shadow entry (shadowHash sees it).
-      if (st.pages.length > 0 && !this.shadow.doms.has(d)) return false;
-    }
-    return true;
+    this.xhQuiet = quiet;
   }
 
   /** checkXenheapGfn's verdict on one domain, from the reverse map. */
@@ -986,7 +1012,8 @@ export class InvariantChecker {
       if (r !== undefined) for (const l of r) if (l.domid === d && isRam(l.type)) (n++, (first = l.gfn));
       let stored: number | null;
       if (this.gfnInPage) {
-        const p = this.pageNow(m);
+        // (The owner pageNow would look up is not needed here.)
+        const p = this.frames.direct ? (this.frames.valid(m) ? (this.frames.words(m, this.pv), this.pv) : null) : this.host.page(m);
         if (p === null) continue;
         stored = this.storedGfn(p);
       } else if (arr !== null) {

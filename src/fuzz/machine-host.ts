@@ -96,7 +96,15 @@ export class MachineHost implements FuzzHost {
   }
 
   destroyDomain(domid: number): void {
+    this.destroyGen++;
     this.m.destroyDomain(domid);
+  }
+
+  /** destroyDomain calls (domain_kill is what makes a domain dying). */
+  private destroyGen = 0;
+
+  lifeGen(): number {
+    return this.createGen + this.destroyGen;
   }
 
   /**
@@ -106,6 +114,8 @@ export class MachineHost implements FuzzHost {
    * an unchanged count means an unchanged set (in the same order).
    */
   private ids: readonly number[] = [];
+  /** The domains of `ids`, in order (valid as long as `ids` is). */
+  private idDoms: Domain[] = [];
   private idsSize = -1;
   private idsGen = -1;
   private createGen = 0;
@@ -114,8 +124,10 @@ export class MachineHost implements FuzzHost {
     const doms = this.m.domains;
     if (doms.size !== this.idsSize || this.createGen !== this.idsGen) {
       const out: number[] = [];
-      for (const [id, d] of doms) if (!d.system) out.push(id);
+      const ds: Domain[] = [];
+      for (const [id, d] of doms) if (!d.system) out.push(id), ds.push(d);
       this.ids = out;
+      this.idDoms = ds;
       this.idsSize = doms.size;
       this.idsGen = this.createGen;
     }
@@ -646,8 +658,10 @@ export class MachineHost implements FuzzHost {
   }
 
   xenheapGen(): number {
+    this.domids();
+    const ds = this.idDoms;
     let s = 0;
-    for (const id of this.domids()) s += this.m.domain(id)!.grantGen;
+    for (let i = 0; i < ds.length; i++) s += ds[i].grantGen;
     return s;
   }
 
