@@ -113,6 +113,9 @@ function asIndex(v: bigint | number): number {
   return typeof v === "number" && Number.isInteger(v) ? v : Number(BigInt(v));
 }
 
+/** hOwner of a frame outside the union (owners are domids or -1..-3). */
+const NO_OWNER = -0x80000000;
+
 const NO_SNAPSHOT: Map<number, [number, number, number]> = new Map();
 
 /** A live domain's xenheap frames and the (a) verdict on them. */
@@ -143,7 +146,8 @@ interface Scope {
   gfns: number[];
   /** Domains targeted as a whole (destroy). */
   whole: Set<number>;
-  mfns: Set<number>;
+  /** Frames it concerns, each once, in the order found (a few; an array, cleared every op without allocating). */
+  mfns: number[];
   /** (domid, gfn, mfn) a decrease_reservation asked to give back. */
   decreased: Array<[number, number, number]>;
   /** GFNs targeted by a decrease_reservation (what gets removed there was given back), as triples like `gfns`. */
@@ -172,6 +176,11 @@ class SmallSet implements DomainSet {
   clear(): void {
     this.n = 0;
   }
+}
+
+/** Add `v` to `a` unless it is there (a Set's add on a few elements). */
+function addOnce(a: number[], v: number): void {
+  if (!a.includes(v)) a.push(v);
 }
 
 /** Is `gfn` of `domid` in one of the [domid, first, count] triples? */
@@ -256,7 +265,8 @@ export class InvariantChecker {
   /** (h): xenheap frames of live domains at the start of the step, in the order a snapshot would list them, with their owner then (the union, in order). */
   private hList: number[] = [];
   private hListSpare: number[] = [];
-  private readonly hOwner = new Map<number, number>();
+  /** Per RAM frame (index mfn - xhLo), for the union's frames: the owner at the start of the step; NO_OWNER for the others. */
+  private readonly hOwner: Int32Array;
   /** domids() and their dying() as of the last sync (the checks after it read dying() from here). */
   private lastIds: number[] = [];
   private lastLife = NaN;
@@ -279,7 +289,7 @@ export class InvariantChecker {
   private readonly inUseBuf: number[] = [];
   private readonly pv: PageView = { countLo: 0, countHi: 0, typeLo: 0, typeHi: 0, owner: 0 };
   private readonly ownerCache = new Map<number, number>();
-  private readonly scopeObj: Scope = { calls: [], targeted: false, gfns: [], whole: new Set(), mfns: new Set(), decreased: [], decreaseAt: [] };
+  private readonly scopeObj: Scope = { calls: [], targeted: false, gfns: [], whole: new Set(), mfns: [], decreased: [], decreaseAt: [] };
 
   constructor(readonly host: FuzzHost, opts: CheckerOptions = {}) {
     this.fullEvery = opts.fullEvery ?? 64;
@@ -292,6 +302,7 @@ export class InvariantChecker {
     this.frames = new FrameWatch(host, this.arm64, ramLo, ramHi);
     this.xhLo = ramLo;
     this.xhMark = new Int32Array(Math.max(0, ramHi - ramLo));
+    this.hOwner = new Int32Array(this.xhMark.length).fill(NO_OWNER);
     this.onRemoved = (domid, gfn, old) => this.collateral(domid, gfn, old);
     this.shadow.hooks = {
       link: (l) => this.link(l),
@@ -477,10 +488,10 @@ export class InvariantChecker {
       const m = fw.mfnAt(slot);
       changed.push(m);
       if (this.gfnInPage && fw.typeChanged(slot)) typed.push(m);
-      if (!initial && this.gfnInPage && this.hOwner.has(m)) {
+      if (!initial && this.gfnInPage && this.hOwner[m - this.xhLo] !== NO_OWNER) {
         const lo = fw.cached(slot, 2), hi = fw.cached(slot, 3);
         const p = this.pageNow(m);
-        if (p !== null && p.owner === this.hOwner.get(m) && !pageFree(p, this.arm64)) {
+        if (p !== null && p.owner === this.hOwner[m - this.xhLo] && !pageFree(p, this.arm64)) {
           const diff = this.arm64 ? (p.typeHi ^ hi) & 0xe0000000 : (p.typeLo ^ lo) & 0xe0000000;
           if (diff !== 0) (hBad ??= new Map()).set(m, [lo, hi]);
         }
@@ -559,16 +570,17 @@ export class InvariantChecker {
         }
       }
       const old = this.hList;
-      for (let i = 0; i < old.length; i++) if (mark[old[i] - lo] !== g) fw.unref(old[i]);
+      // Frames that left the union: their watch reference, their (h) owner.
+      for (let i = 0; i < old.length; i++) if (mark[old[i] - lo] !== g) fw.unref(old[i]), (this.hOwner[old[i] - lo] = NO_OWNER);
       this.hListSpare = old;
       this.hList = list;
-      for (const m of this.hOwner.keys()) if (!this.inXh(m)) this.hOwner.delete(m);
     }
     // (h) compares owners with the ones at the start of the step.
     if (this.gfnInPage) {
-      for (let i = 0; i < changed.length; i++) if (this.inXh(changed[i])) this.hOwner.set(changed[i], this.pageNow(changed[i])!.owner);
+      const own = this.hOwner, lo = this.xhLo;
+      for (let i = 0; i < changed.length; i++) if (this.inXh(changed[i])) own[changed[i] - lo] = this.pageNow(changed[i])!.owner;
       const hl = this.hList;
-      if (listsChanged) for (let i = 0; i < hl.length; i++) if (domsChanged || !this.hOwner.has(hl[i])) this.hOwner.set(hl[i], this.pageNow(hl[i])!.owner);
+      if (listsChanged) for (let i = 0; i < hl.length; i++) if (domsChanged || own[hl[i] - lo] === NO_OWNER) own[hl[i] - lo] = this.pageNow(hl[i])!.owner;
     }
   }
 
@@ -698,10 +710,10 @@ export class InvariantChecker {
         const d = this.resolveDom(caller, req.domid);
         if (req.space === XENMAPSPACE_grant_table) {
           const m = this.grantFrameMfn(d, idx32(req.idx));
-          if (m !== null) s.mfns.add(m);
+          if (m !== null) addOnce(s.mfns, m);
         } else if (req.space === XENMAPSPACE_shared_info) {
           const m = this.host.sharedInfoMfn(d);
-          if (m !== null) s.mfns.add(m);
+          if (m !== null) addOnce(s.mfns, m);
         }
         break;
       }
@@ -710,13 +722,13 @@ export class InvariantChecker {
         const d = this.resolveDom(caller, req.domid);
         for (const i of req.idxs) {
           const m = this.grantFrameMfn(d, idx32(i));
-          if (m !== null) s.mfns.add(m);
+          if (m !== null) addOnce(s.mfns, m);
         }
         break;
       }
       case "GNTTABOP_set_version": {
         const gv = this.host.grant(caller);
-        if (gv !== null) for (const m of gv.status) s.mfns.add(m);
+        if (gv !== null) for (let i = 0; i < gv.status.length; i++) addOnce(s.mfns, gv.status[i]);
         break;
       }
       default:
@@ -732,7 +744,7 @@ export class InvariantChecker {
     s.targeted = false;
     clear(s.gfns);
     if (s.whole.size > 0) s.whole.clear();
-    if (s.mfns.size > 0) s.mfns.clear();
+    clear(s.mfns);
     clear(s.decreased);
     clear(s.decreaseAt);
     return s;
@@ -916,14 +928,14 @@ export class InvariantChecker {
   private collateral(domid: number, gfn: number, old: Leaf): void {
     const scope = this.curScope!;
     if (scope.decreaseAt.length > 0 && inRanges(scope.decreaseAt, domid, gfn)) this.release(old.mfn);
-    const ok = scope.whole.has(domid) || inRanges(scope.gfns, domid, gfn) || scope.mfns.has(old.mfn) || this.host.dying(domid);
+    const ok = scope.whole.has(domid) || inRanges(scope.gfns, domid, gfn) || scope.mfns.includes(old.mfn) || this.host.dying(domid);
     if (!ok) {
       this.report(this.curOp, "p2m-collateral", `d${domid} lost its mapping gfn 0x${gfn.toString(16)} -> mfn 0x${old.mfn.toString(16)} (type ${old.type}), which the op neither targets nor concerns`, {
         domid,
         gfn: hex(gfn),
         old: { mfn: hex(old.mfn), type: old.type },
         calls: this.curResults.map((r) => ({ caller: r.call.caller, req: r.call.req, rc: r.result?.rc })),
-        scopeMfns: [...scope.mfns].map(hex),
+        scopeMfns: scope.mfns.map(hex),
       });
     }
   }
