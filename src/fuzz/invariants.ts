@@ -471,7 +471,13 @@ export class InvariantChecker {
       domsChanged = ids.length !== this.lastIds.length;
       for (let i = 0; i < ids.length && !domsChanged; i++) domsChanged = ids[i] !== this.lastIds[i] || host.dying(ids[i]) !== this.lastDying[i];
     }
-    if (domsChanged) (this.lastDying = ids.map((d) => host.dying(d))), (this.xhQuiet = false);
+    if (domsChanged) {
+      // (A loop, not ids.map(d => host.dying(d)): a closure over `host` would cost every sync a context.)
+      const dying: boolean[] = [];
+      for (let i = 0; i < ids.length; i++) dying.push(host.dying(ids[i]));
+      this.lastDying = dying;
+      this.xhQuiet = false;
+    }
     this.lastIds = ids;
     this.lastLife = life;
     if (domsChanged && this.ownerCache.size > 0) this.ownerCache.clear();
@@ -1297,11 +1303,16 @@ export class InvariantChecker {
           mfn: hex(mfn),
           owner: p.owner,
           count_info: countHex(p, arm64),
-          mappedBy: [...this.shadow.doms].flatMap(([d, m]) => [...m].filter(([, l]) => l.mfn === mfn).map(([g, l]) => ({ domid: d, gfn: hex(g), type: l.type }))),
+          mappedBy: this.mappedBy(mfn),
         }, orphan ? "orphan" : "");
         break;
       }
     }
+  }
+
+  /** (c)'s excerpt: the leaves mapping `mfn`. (Apart from fullScan's loop: a closure over its `mfn` would cost every iteration a context.) */
+  private mappedBy(mfn: number): Array<{ domid: number; gfn: string; type: number }> {
+    return [...this.shadow.doms].flatMap(([d, m]) => [...m].filter(([, l]) => l.mfn === mfn).map(([g, l]) => ({ domid: d, gfn: hex(g), type: l.type })));
   }
 
   /** Order-independent hash of the shadow (for determinism checks). */

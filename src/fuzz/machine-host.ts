@@ -287,10 +287,17 @@ export class MachineHost implements FuzzHost {
     const bits = this.inUseBit!;
     if (bits[mfn - lo] === now) return;
     bits[mfn - lo] = now;
+    // Insert or remove at k by hand: splice() would allocate the array of removed elements.
     const list = this.inUseList;
     const k = lowerBound(list, mfn);
-    if (now === 1) list.splice(k, 0, mfn);
-    else list.splice(k, 1);
+    if (now === 1) {
+      list.push(mfn);
+      for (let i = list.length - 1; i > k; i--) list[i] = list[i - 1];
+      list[k] = mfn;
+    } else {
+      for (let i = k; i < list.length - 1; i++) list[i] = list[i + 1];
+      list.pop();
+    }
   }
 
   private inUseRescan(): void {
@@ -681,8 +688,10 @@ export class MachineHost implements FuzzHost {
       seen[3] = gen;
       return false;
     }
-    seen.length = 0;
-    seen.push(d, v, si, gen);
+    seen[0] = d;
+    seen[1] = v;
+    seen[2] = si;
+    seen[3] = gen;
     return true;
   }
 }
