@@ -97,3 +97,32 @@ describe("Domain.grantGen", () => {
     expect(host.xenheapChanged(1, seen)).toBe(false);
   });
 });
+
+// The checker compares the domain set and dying flags only when domids()
+// hands out a new array or lifeGen() moved.
+describe("MachineHost.lifeGen", () => {
+  it("moves whenever a domain of an unchanged domids() array starts dying", async () => {
+    const host = await createFuzzHost({ revision: "head", arch: "arm64", domains: defaultDomains() });
+    const gen = new OpGenerator(9, { domains: defaultDomains(), interleave: true });
+    let ids = host.domids(), life = host.lifeGen(), dying = ids.map((d) => host.dying(d)), kept = 0;
+    for (let i = 0; i < 600 && host.crash() === null; i++) {
+      const s = gen.next();
+      if (s.kind === "call") { if (host.canCall(s.call.caller)) host.call(s.call.caller, s.call.req); }
+      else if (s.kind === "par") { for (const c of s.calls) if (host.canCall(c.caller)) host.call(c.caller, c.req); }
+      else if (s.kind === "create") host.createDomain(s.domid);
+      else host.destroyDomain(s.domid);
+      const now = host.domids();
+      if (now === ids && host.lifeGen() === life) {
+        expect(now.map((d) => host.dying(d)), `step ${i}`).toEqual(dying);
+        kept++;
+      }
+      ids = now;
+      life = host.lifeGen();
+      dying = ids.map((d) => host.dying(d));
+    }
+    expect(kept).toBeGreaterThan(100);
+    const before = host.lifeGen();
+    host.destroyDomain(2);
+    expect(host.lifeGen()).not.toBe(before);
+  });
+});
