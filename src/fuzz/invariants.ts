@@ -178,6 +178,38 @@ class SmallSet implements DomainSet {
   }
 }
 
+/**
+ * Owner (domid) by owner field: a few domains' struct domain addresses, each
+ * above 2^31. A Map keyed by such a number boxes it on every look-up; a
+ * linear search over a handful of doubles does not.
+ */
+class OwnerCache {
+  private keys = new Float64Array(8);
+  private owners = new Int32Array(8);
+  private n = 0;
+
+  get(key: number): number | undefined {
+    for (let i = 0; i < this.n; i++) if (this.keys[i] === key) return this.owners[i];
+    return undefined;
+  }
+
+  set(key: number, owner: number): void {
+    if (this.n === this.keys.length) {
+      const k = new Float64Array(this.n * 2), o = new Int32Array(this.n * 2);
+      k.set(this.keys);
+      o.set(this.owners);
+      this.keys = k;
+      this.owners = o;
+    }
+    this.keys[this.n] = key;
+    this.owners[this.n++] = owner;
+  }
+
+  clear(): void {
+    this.n = 0;
+  }
+}
+
 /** Add `v` to `a` unless it is there (a Set's add on a few elements). */
 function addOnce(a: number[], v: number): void {
   if (!a.includes(v)) a.push(v);
@@ -288,7 +320,7 @@ export class InvariantChecker {
   private readonly typeChangedMfns: number[] = [];
   private readonly inUseBuf: number[] = [];
   private readonly pv: PageView = { countLo: 0, countHi: 0, typeLo: 0, typeHi: 0, owner: 0 };
-  private readonly ownerCache = new Map<number, number>();
+  private readonly ownerCache = new OwnerCache();
   private readonly scopeObj: Scope = { calls: [], targeted: false, gfns: [], whole: new Set(), mfns: [], decreased: [], decreaseAt: [] };
 
   constructor(readonly host: FuzzHost, opts: CheckerOptions = {}) {
@@ -480,7 +512,7 @@ export class InvariantChecker {
     }
     this.lastIds = ids;
     this.lastLife = life;
-    if (domsChanged && this.ownerCache.size > 0) this.ownerCache.clear();
+    if (domsChanged) this.ownerCache.clear();
     // Changed frame records: (h) compares them with the copies, then (a)/(b) re-evaluate.
     const fw = this.frames;
     const nd = fw.diff();
@@ -1148,7 +1180,7 @@ export class InvariantChecker {
   }
 
   /** page(mfn).owner, looked up once per distinct owner field while `cache` lives (the owner is a function of that field). */
-  private ownerOf(mfn: number, cache: Map<number, number>): number {
+  private ownerOf(mfn: number, cache: OwnerCache): number {
     const key = this.frames.ownerKey(mfn);
     if (Number.isNaN(key)) return this.host.page(mfn)!.owner;
     let o = cache.get(key);
@@ -1182,7 +1214,7 @@ export class InvariantChecker {
 
   /** Before destroying `domid`: remember its frames that other domains map as foreign. */
   beforeDestroy(domid: number): void {
-    const owners = new Map<number, number>();
+    const owners = new OwnerCache();
     const fw = this.frames;
     for (let m = fw.nextInUse(0); m >= 0; m = fw.nextInUse(m + 1)) {
       if (this.ownerOf(m, owners) !== domid) continue;
@@ -1280,7 +1312,7 @@ export class InvariantChecker {
     const live = new Set(host.domids());
     const used = this.inUseBuf;
     this.frames.inUse(used);
-    const owners = new Map<number, number>();
+    const owners = new OwnerCache();
     for (const mfn of used) {
       const c = this.cnt;
       host.countInto(mfn, c);
