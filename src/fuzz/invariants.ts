@@ -301,6 +301,7 @@ export class InvariantChecker {
   private readonly hOwner: Int32Array;
   /** domids() and their dying() as of the last sync (the checks after it read dying() from here). */
   private lastIds: number[] = [];
+  private lastDying: boolean[] = [];
   private lastLife = NaN;
   /**
    * xenheapGfnInScope has nothing to do: no live domain's (a) state is dirty
@@ -310,7 +311,6 @@ export class InvariantChecker {
   private xhQuiet = false;
   /** host.xenheapGen() as of the last sync. */
   private lastXenheapGen = NaN;
-  private lastDying: boolean[] = [];
   private readonly onRemoved: (domid: number, gfn: number, old: Leaf) => void;
   private curScope: Scope | null = null;
   private curOp = 0;
