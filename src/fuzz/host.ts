@@ -128,6 +128,8 @@ export interface FuzzHost {
   changedFrames?(out: number[]): boolean;
   /** The first RAM frame at or after `from` whose PGC_state is not free (what countInto + a state test finds), or -1. */
   nextInUse?(from: number): number;
+  /** Every such frame, ascending, into `out` (what a nextInUse loop finds, in one call). */
+  inUseFrames?(out: number[]): void;
   /** walkP2m(domid) and tablePages(domid) from one walk of the tables; null when walkP2m is. */
   walkP2mTables?(domid: number): { leaves: number[]; tables: { tables: number[]; expected: number } | null } | null;
 }

@@ -1243,9 +1243,12 @@ export class InvariantChecker {
     this.refsInScope(op, null);
     this.xenheapGfnInScope(op, null);
     const arm64 = this.arm64;
-    // (f) shadow == walk
+    // (f) shadow == walk. (Indexed loops: a full scan runs too seldom for V8 to optimise it, and an
+    // unoptimised for-of allocates its iterator and results.)
     const tablesOf = new Map<number, { tables: number[]; expected: number } | null>();
-    for (const d of host.domids()) {
+    const ids = host.domids();
+    for (let di = 0; di < ids.length; di++) {
+      const d = ids[di];
       let w: number[] | null;
       if (host.walkP2mTables !== undefined) {
         const wt = host.walkP2mTables(d);
@@ -1278,16 +1281,16 @@ export class InvariantChecker {
     // (f) every table page reachable from exactly one P2M, none free, none mapped as a leaf
     if (host.tablePages) {
       const seenT = new Map<number, number>();
-      const leafMfns = new Set<number>();
-      for (const m of this.shadow.doms.values()) for (const l of m.values()) leafMfns.add(l.mfn);
-      for (const d of host.domids()) {
+      for (let di = 0; di < ids.length; di++) {
+        const d = ids[di];
         const tp = tablesOf.has(d) ? tablesOf.get(d)! : host.tablePages(d);
         if (tp === null) continue;
         let bad: string | null = null;
-        for (const t of tp.tables) {
+        for (let ti = 0; ti < tp.tables.length; ti++) {
+          const t = tp.tables[ti];
           const other = seenT.get(t);
           if (other !== undefined) bad = `table page 0x${t.toString(16)} reachable from d${other} and d${d}`;
-          else if (leafMfns.has(t)) {
+          else if (this.rev.has(t)) { // some leaf maps it
             const k = this.triage.attributedTo(t);
             // A frame a known finding left mapped went back to the heap and became a table page.
             if (k !== undefined) this.sighted(op, k, "teardown:tables", `d${d}: table page 0x${t.toString(16)} is also mapped as guest memory`);
@@ -1305,25 +1308,23 @@ export class InvariantChecker {
       }
     }
     // (c) refcounts: allocation ref + foreign P2M references
-    const foreign = new Map<number, number>();
-    for (const m of this.shadow.doms.values()) {
-      for (const l of m.values()) if (isForeign(l.type)) foreign.set(l.mfn, (foreign.get(l.mfn) ?? 0) + 1);
-    }
     const live = new Set(host.domids());
     const used = this.inUseBuf;
     this.frames.inUse(used);
     const owners = new OwnerCache();
-    for (const mfn of used) {
+    for (let ui = 0; ui < used.length; ui++) {
+      const mfn = used[ui];
       const c = this.cnt;
       host.countInto(mfn, c);
-      if ((arm64 ? (c[1] & 0x803fffff) === 0 && c[0] === 0 : (c[0] & 0x803fffff) === 0) && !foreign.has(mfn)) continue; // count 0, not allocated
+      const foreign = this.foreignRefs(mfn);
+      if ((arm64 ? (c[1] & 0x803fffff) === 0 && c[0] === 0 : (c[0] & 0x803fffff) === 0) && foreign === 0) continue; // count 0, not allocated
       const owner = this.ownerOf(mfn, owners);
       if (owner < 0 || !live.has(owner)) continue;
       if (host.dying(owner)) continue;
       // host.page(mfn) without a lookup through the core (the owner is the one just found).
       const p = this.frames.direct ? this.pageNow(mfn)! : host.page(mfn)!;
       const leaked = this.remapLeaks.get(mfn) ?? 0;
-      const want = (pageAllocated(p, arm64) ? 1 : 0) + (foreign.get(mfn) ?? 0);
+      const want = (pageAllocated(p, arm64) ? 1 : 0) + foreign;
       const got = pageCount(p, arm64);
       if (leaked > 0 && got === want + leaked) {
         this.sighted(op, "foreign-remap-leak", "refcount", `mfn 0x${mfn.toString(16)} of d${p.owner}: count ${got}, expected ${want}; ${leaked} foreign re-map(s) of the same frame at the same GFN (FS 11.3)`);
@@ -1331,7 +1332,7 @@ export class InvariantChecker {
       }
       if (got !== want) {
         const orphan = this.orphans.has(mfn);
-        this.report(op, "refcount", `mfn 0x${mfn.toString(16)} of d${p.owner}: count ${got}, expected ${want} (allocation ${pageAllocated(p, arm64) ? 1 : 0} + foreign mappings ${foreign.get(mfn) ?? 0})`, {
+        this.report(op, "refcount", `mfn 0x${mfn.toString(16)} of d${p.owner}: count ${got}, expected ${want} (allocation ${pageAllocated(p, arm64) ? 1 : 0} + foreign mappings ${foreign})`, {
           mfn: hex(mfn),
           owner: p.owner,
           count_info: countHex(p, arm64),
@@ -1340,6 +1341,14 @@ export class InvariantChecker {
         break;
       }
     }
+  }
+
+  /** Foreign leaves (any domain) mapping `mfn`: the references (c) expects them to hold. */
+  private foreignRefs(mfn: number): number {
+    const r = this.rev.get(mfn);
+    let n = 0;
+    if (r !== undefined) for (let i = 0; i < r.length; i++) if (isForeign(r[i].type)) n++;
+    return n;
   }
 
   /** (c)'s excerpt: the leaves mapping `mfn`. (Apart from fullScan's loop: a closure over its `mfn` would cost every iteration a context.) */

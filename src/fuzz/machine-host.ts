@@ -313,6 +313,19 @@ export class MachineHost implements FuzzHost {
     this.inUseOk = true;
   }
 
+  inUseFrames(out: number[]): void {
+    clear(out);
+    const lo = this.ram[0];
+    if ((this.ftPtr & 3) === 0 && (this.piSize & 3) === 0 && this.flogStart()) {
+      this.flogPull();
+      if (!this.inUseOk) this.inUseRescan();
+      const list = this.inUseList;
+      for (let i = 0; i < list.length; i++) out.push(list[i]);
+      return;
+    }
+    for (let m = this.scanInUse(lo); m >= 0; m = this.scanInUse(m + 1)) out.push(m);
+  }
+
   nextInUse(from: number): number {
     const [lo, hi] = this.ram;
     const m0 = Math.max(from, lo);
