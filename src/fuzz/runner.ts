@@ -181,6 +181,8 @@ export class FuzzSession {
           // A call from a domain that does not exist (shrunk runs may lose the create) or that Xen
           // has crashed (domain_crash: its vCPUs no longer run) is not issued.
           const r = issuable(host, step.call) ? host.call(step.call.caller, step.call.req) : undefined;
+          // The re-scope must see the grant table as the call left it (grown, version switched).
+          host.invalidate();
           ck.rescopeAfter(step.call, scope);
           out = this.callOut;
           out.results[0] = r;
