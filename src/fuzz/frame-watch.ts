@@ -40,29 +40,48 @@ export class FrameWatch {
   /** Slots whose record differs from the copy, filled by diff(). */
   dirty = new Int32Array(64);
   private u32: Uint32Array | null = null;
-  private readonly mem: WebAssembly.Memory | null;
-  private readonly ptr: number;
-  private readonly base: number;
-  private readonly size: number;
+  private host!: FuzzHost;
+  private mem: WebAssembly.Memory | null = null;
+  private ptr = 0;
+  private base = 0;
+  private size = 0;
 
   /** The host's frame-record change log (changedFrames) is read: diff() compares only the frames it names. */
-  private readonly useLog: boolean;
+  private useLog = false;
   /** MFNs from changedFrames, reused. */
   private readonly logged: number[] = [];
   /** Per slot: the diff() pass that last compared it (a frame may be logged more than once). */
   private seenIn = new Int32Array(64);
   private pass = 0;
 
-  constructor(private readonly host: FuzzHost, private readonly arm64: boolean, private readonly lo: number, private readonly hi: number) {
+  constructor(host: FuzzHost, private readonly arm64: boolean, private readonly lo: number, private readonly hi: number) {
+    this.slotOf = new Int32Array(Math.max(0, hi - lo));
+    this.restart(host);
+  }
+
+  /**
+   * Watch nothing, through `host`: for the next checker on the same machine
+   * (its host is a new object every episode), which keeps this watch rather
+   * than allocate another per-frame index.
+   */
+  restart(host: FuzzHost): void {
+    for (let k = 0; k < this.n; k++) this.slotOf[this.mfns[k] - this.lo] = 0;
+    this.n = 0;
+    this.host = host;
     const ft = host.frameTable?.() ?? null;
     this.mem = ft === null || (ft.ptr & 3) !== 0 || (ft.entrySize & 3) !== 0 ? null : ft.memory;
     this.ptr = ft === null ? 0 : ft.ptr;
     this.base = ft === null ? 0 : ft.basePdx;
     this.size = ft === null ? 0 : ft.entrySize;
-    this.slotOf = new Int32Array(Math.max(0, hi - lo));
+    this.u32 = null;
     // Start the log now: every record watched later is read (ref) after this point.
     this.useLog = this.mem !== null && host.changedFrames !== undefined;
     if (this.useLog) host.changedFrames!(this.logged);
+  }
+
+  /** Is this a watch over `lo..hi` for `arm64` (what restart() keeps)? */
+  fits(arm64: boolean, lo: number, hi: number): boolean {
+    return this.arm64 === arm64 && this.lo === lo && this.hi === hi;
   }
 
   valid(mfn: number): boolean {

@@ -63,6 +63,12 @@ export interface FuzzHost {
   readonly revision: Revision;
   readonly arch: Arch;
   readonly ipaBits: number;
+  /**
+   * The machine under this host: the same object for every host over it
+   * (acquireFuzzHost wraps a pooled machine in a new host each episode).
+   * Checkers keep per-machine buffers on it, one checker per machine at a time.
+   */
+  readonly machine?: object;
   /** Non-null once the hypervisor died. */
   crash(): { kind: string; path: string } | null;
   call(caller: number, req: HypercallRequest): HypercallResult;

@@ -118,6 +118,26 @@ const NO_OWNER = -0x80000000;
 
 const NO_SNAPSHOT: Map<number, [number, number, number]> = new Map();
 
+/**
+ * A checker's per-RAM-frame arrays (the frame watch's index, the union's
+ * marks, (h)'s owners: 3 x 64 KiB), kept per machine from one checker to the
+ * next: allocated per episode, they cost more (in GC) than the rest of the
+ * checker's set-up. The checker that takes them over retires the one that
+ * had them (one checker per machine at a time, as changedFrames has it).
+ */
+interface FrameBuffers {
+  frames: FrameWatch;
+  xhMark: Int32Array;
+  /** No mark in xhMark is above it. */
+  xhGen: number;
+  /** NO_OWNER but for the frames of the user's union. */
+  hOwner: Int32Array;
+  user: InvariantChecker | null;
+}
+
+/** By FuzzHost.machine. */
+const machineBuffers = new WeakMap<object, FrameBuffers>();
+
 /** A live domain's xenheap frames and the (a) verdict on them. */
 interface XenheapState {
   /** For host.xenheapChanged. */
@@ -284,6 +304,10 @@ export class InvariantChecker {
   private pending: ShadowLeaf[] = [];
   private pendingSpare: ShadowLeaf[] = [];
   private readonly frames: FrameWatch;
+  /** The per-frame arrays (frames, xhMark, hOwner), kept per machine. */
+  private readonly buffers: FrameBuffers;
+  /** A newer checker took over the buffers: this one must not run again. */
+  private retired = false;
   /** Per live domain: its xenheap frames (a, h) and the (a) verdict. */
   private readonly xh = new Map<number, XenheapState>();
   /**
@@ -291,8 +315,8 @@ export class InvariantChecker {
    * per RAM frame (index mfn - xhLo), the xhGen of the last union it was in.
    * Rebuilding the union is a pass over a few dozen frames, no Set.
    */
-  private xhMark: Int32Array;
-  private xhGen = 1;
+  private readonly xhMark: Int32Array;
+  private xhGen: number;
   private readonly xhLo: number;
   /** (h): xenheap frames of live domains at the start of the step, in the order a snapshot would list them, with their owner then (the union, in order). */
   private hList: number[] = [];
@@ -331,10 +355,13 @@ export class InvariantChecker {
     this.reachGfn = 2 ** (host.ipaBits - 12);
     this.invalidGfn = this.arm64 ? 0xffffffffffffffffn : 0xffffffffn;
     const [ramLo, ramHi] = host.ramRange();
-    this.frames = new FrameWatch(host, this.arm64, ramLo, ramHi);
+    const buf = (this.buffers = this.takeBuffers(host, ramLo, ramHi));
+    this.frames = buf.frames;
     this.xhLo = ramLo;
-    this.xhMark = new Int32Array(Math.max(0, ramHi - ramLo));
-    this.hOwner = new Int32Array(this.xhMark.length).fill(NO_OWNER);
+    this.xhMark = buf.xhMark;
+    // Above every mark a previous checker left: no frame is in the union yet.
+    this.xhGen = buf.xhGen + 1;
+    this.hOwner = buf.hOwner;
     this.onRemoved = (domid, gfn, old) => this.collateral(domid, gfn, old);
     this.shadow.hooks = {
       link: (l) => this.link(l),
@@ -359,6 +386,35 @@ export class InvariantChecker {
     host.drainLockFindings();
     this.sync(true);
     this.settleLeaves();
+  }
+
+  /** The machine's buffers (new ones for a host that names no machine), taken from the checker that had them. */
+  private takeBuffers(host: FuzzHost, lo: number, hi: number): FrameBuffers {
+    const key = host.machine;
+    let b = key === undefined ? undefined : machineBuffers.get(key);
+    if (b !== undefined && b.frames.fits(this.arm64, lo, hi)) {
+      if (b.user !== null) b.user.retire();
+      b.frames.restart(host);
+    } else {
+      const n = Math.max(0, hi - lo);
+      b = { frames: new FrameWatch(host, this.arm64, lo, hi), xhMark: new Int32Array(n), xhGen: 0, hOwner: new Int32Array(n).fill(NO_OWNER), user: null };
+      if (key !== undefined) machineBuffers.set(key, b);
+    }
+    b.user = this;
+    return b;
+  }
+
+  /** Hand the buffers over: hOwner back to NO_OWNER (only the union's frames have owners), xhMark's generation on. */
+  private retire(): void {
+    const own = this.hOwner, lo = this.xhLo;
+    for (let i = 0; i < this.hList.length; i++) own[this.hList[i] - lo] = NO_OWNER;
+    this.buffers.xhGen = this.xhGen;
+    this.buffers.user = null;
+    this.retired = true;
+  }
+
+  private assertCurrent(): void {
+    if (this.retired) throw new Error("fuzz: checker used after a newer checker took over its machine");
   }
 
   get found(): ReadonlySet<InvariantName> {
@@ -888,6 +944,7 @@ export class InvariantChecker {
     _typeSnap: Map<number, [number, number, number]>,
     destroyed: number | null,
   ): void {
+    this.assertCurrent();
     const host = this.host;
     this.curOp = op;
     this.curResults = results;
@@ -1214,6 +1271,7 @@ export class InvariantChecker {
 
   /** Before destroying `domid`: remember its frames that other domains map as foreign. */
   beforeDestroy(domid: number): void {
+    this.assertCurrent();
     const owners = new OwnerCache();
     const fw = this.frames;
     for (let m = fw.nextInUse(0); m >= 0; m = fw.nextInUse(m + 1)) {
@@ -1238,6 +1296,7 @@ export class InvariantChecker {
 
   /** Full scan: shadow vs walk (f), reference counts (c), (a) and (b) over every domain. */
   fullScan(op: number): void {
+    this.assertCurrent();
     const host = this.host;
     if (host.crash() !== null) return;
     this.refsInScope(op, null);

@@ -63,6 +63,10 @@ export class MachineHost implements FuzzHost {
     this.nextValid = typeof nv === "function" ? nv : null;
   }
 
+  get machine(): object {
+    return this.m;
+  }
+
   crash(): { kind: string; path: string } | null {
     return this.m.crashed;
   }
