@@ -1,6 +1,8 @@
 // Fuzzer throughput: what an episode's machine costs, ops/s in one thread
 // with the invariants on (and what the pieces cost), then campaigns in 1 and
-// 2 worker threads run as a user runs them (`xenmm fuzz`, a child process).
+// 2 worker threads run as a user runs them (`xenmm fuzz`, a child process),
+// and 1 and 2 threads timed after their warm-up (what the fuzz loop itself
+// gets from a second thread).
 //   npx tsx bench/fuzz.bench.ts [seconds-per-row] [campaign-ops]
 import { cpus, tmpdir } from "node:os";
 import { Worker } from "node:worker_threads";
@@ -86,6 +88,38 @@ async function ceiling(n: number, ilp: boolean): Promise<number> {
   return r.reduce((a, b) => a + b, 0);
 }
 
+/**
+ * Ops/s of `n` worker threads each running the same checked episodes as a
+ * campaign worker (runSeed, full scan every 128 ops), timed only after every
+ * thread has run 600k ops of its own: V8 keeps optimizing a thread's code, on
+ * its helper threads, for about the first 500k. The campaign rows include
+ * each worker's start-up and that warm-up, which a lone worker gets done on
+ * the CPU it leaves idle and two workers must share.
+ */
+async function warmThreads(n: number, opsPerThread: number): Promise<number> {
+  const replay = new URL("../src/fuzz/replay.ts", import.meta.url).href;
+  const body = `const { parentPort } = require("node:worker_threads");
+    import("tsx/esm/api").then(async (tsx) => {
+      tsx.register();
+      const { runSeed } = await import(${JSON.stringify(replay)});
+      const run = async (seed, ops) => {
+        for (let n = 0; n < ops; seed++) n += (await runSeed(${JSON.stringify(world)}, seed, ${EP}, { fullEvery: 128 })).steps.length;
+      };
+      await run(1e6, 600000);
+      parentPort.postMessage("ready");
+      parentPort.once("message", async () => {
+        const t0 = performance.now();
+        await run(1, ${opsPerThread});
+        parentPort.postMessage(performance.now() - t0);
+      });
+    });`;
+  const ws = Array.from({ length: n }, () => new Worker(body, { eval: true }));
+  await Promise.all(ws.map((w) => new Promise((res) => w.once("message", res))));
+  const ms = await Promise.all(ws.map((w) => new Promise<number>((res) => { w.once("message", res); w.postMessage("go"); })));
+  await Promise.all(ws.map((w) => w.terminate()));
+  return (n * opsPerThread) / (Math.max(...ms) / 1000);
+}
+
 // 1, 2, 2, 1 workers: a drift in the machine's load (other jobs) hits both sides alike.
 const ops = Number(process.argv[3] ?? 4_000_000);
 const bin = join(dirname(fileURLToPath(import.meta.url)), "..", "bin", "xenmm.js");
@@ -98,10 +132,12 @@ const campaign = (workers: number): CampaignSummary => {
 const runs: CampaignSummary[] = [];
 const ceil = [0, 0, 0];
 const ceilIlp = [0, 0, 0];
+const warm = [0, 0, 0];
 for (const w of [1, 2, 2, 1]) {
   ceil[w] += await ceiling(w, false);
   ceilIlp[w] += await ceiling(w, true);
   runs.push(campaign(w));
+  warm[w] += await warmThreads(w, Math.max(200_000, ops / 4));
 }
 const sum = (w: number, k: "opsRun" | "seconds" | "workerOpsPerSec") => runs.filter((r) => r.workers === w).reduce((a, r) => a + r[k], 0);
 const wall = (w: number) => sum(w, "opsRun") / sum(w, "seconds");
@@ -112,6 +148,9 @@ rows.push(["2-worker speed-up (wall clock, incl. thread start-up)", (wall(2) / w
 rows.push([`campaign, 1 worker thread, in-worker rate`, fmt(inWorker(1))]);
 rows.push([`campaign, 2 worker threads, in-worker rate (sum)`, fmt(inWorker(2))]);
 rows.push(["2-worker speed-up (in-worker rates)", (inWorker(2) / inWorker(1)).toFixed(2) + "x"]);
+rows.push([`after each thread's warm-up, 1 thread (runSeed as a campaign runs it, ${Math.max(200_000, ops / 4)} ops)`, fmt(warm[1] / 2)]);
+rows.push(["after each thread's warm-up, 2 threads (the same work each)", fmt(warm[2] / 2)]);
+rows.push(["2-thread speed-up after warm-up", (warm[2] / warm[1]).toFixed(2) + "x"]);
 rows.push(["2-thread speed-up of a latency-bound JS loop (the machine, same runs)", (ceil[2] / ceil[1]).toFixed(2) + "x"]);
 rows.push(["2-thread speed-up of an ALU-bound JS loop (the machine, same runs)", (ceilIlp[2] / ceilIlp[1]).toFixed(2) + "x"]);
 console.log(`fuzz throughput, revision ${revision}, ${cpus().length} CPUs, episodes of ${EP} ops (pooled machine reset each)`);
