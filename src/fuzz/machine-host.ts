@@ -75,15 +75,18 @@ export class MachineHost implements FuzzHost {
   private readonly callOpts = { caller: 0, vcpu: 0 };
 
   call(caller: number, req: HypercallRequest): HypercallResult {
+    this.initial = null;
     this.callOpts.caller = caller;
     return this.m.hypercall(req, this.callOpts);
   }
 
   gen(caller: number, vcpu: number, req: HypercallRequest): LockGen<HypercallResult> {
+    this.initial = null;
     return this.m.hypercallGen(req, { caller, vcpu });
   }
 
   afterGroup(): void {
+    this.initial = null;
     const m = this.m as unknown as { reapZombies?: () => void };
     if (typeof m.reapZombies === "function") m.reapZombies();
   }
@@ -91,6 +94,7 @@ export class MachineHost implements FuzzHost {
   createDomain(domid: number): void {
     const s = this.specs.get(domid);
     if (s === undefined || this.m.domain(domid) !== undefined) return;
+    this.initial = null;
     this.createGen++;
     try {
       this.m.createDomain(domainConfig(s));
@@ -100,6 +104,7 @@ export class MachineHost implements FuzzHost {
   }
 
   destroyDomain(domid: number): void {
+    this.initial = null;
     this.destroyGen++;
     this.m.destroyDomain(domid);
   }
@@ -219,7 +224,8 @@ export class MachineHost implements FuzzHost {
     this.flogCap = u[ptr >>> 2];
     this.flogSeen = u[(ptr >>> 2) + 2] + u[(ptr >>> 2) + 3] * 0x100000000;
     u[(ptr >>> 2) + 4] = u[(ptr >>> 2) + 5] = 0; // the next store is logged whatever frame it is
-    this.inUseOk = false;
+    if (this.initial !== null) this.inUseFromTemplate(this.initial);
+    else this.inUseOk = false;
     return true;
   }
 
@@ -315,6 +321,43 @@ export class MachineHost implements FuzzHost {
       list.push(m);
     }
     this.inUseOk = true;
+  }
+
+  /**
+   * The world's pool, while the machine is in the state acquireFuzzHost left
+   * it (the template's): every method that runs anything on the machine drops
+   * it. (Code that changes the machine behind the host, through `m`, does so
+   * after the frame-store log started, as it must log its stores anyway.)
+   */
+  private initial: WorldPool | null = null;
+
+  /** The in-use set as the template has it: found by the pool's first host's scan, copied by the others'. */
+  private inUseFromTemplate(pool: WorldPool): void {
+    if (pool.inUse === null) {
+      this.inUseRescan();
+      pool.inUse = this.inUseList.slice();
+      return;
+    }
+    const lo = this.ram[0];
+    const bits = this.inUseBit!;
+    bits.fill(0);
+    const list = this.inUseList;
+    clear(list);
+    for (let i = 0; i < pool.inUse.length; i++) {
+      bits[pool.inUse[i] - lo] = 1;
+      list.push(pool.inUse[i]);
+    }
+    this.inUseOk = true;
+  }
+
+  /** A host over `m` of `pool`'s world, just reset to the template (or new); the in-use bits are the machine's previous host's. */
+  static fromPool(m: MachineImpl, domains: FuzzDomainSpec[], pool: WorldPool): MachineHost {
+    const host = new MachineHost(m, domains);
+    host.initial = pool;
+    let bits = pool.inUseBits.get(m);
+    if (bits === undefined) pool.inUseBits.set(m, (bits = new Uint8Array(host.ram[1] - host.ram[0])));
+    host.inUseBit = bits;
+    return host;
   }
 
   inUseFrames(out: number[]): void {
@@ -793,6 +836,10 @@ async function createWorldMachine(world: WorldConfig, domains: FuzzDomainSpec[])
 interface WorldPool {
   template: MachineTemplate;
   idle: MachineImpl[];
+  /** The frames in use in the template's state (null until a host needed them). */
+  inUse: number[] | null;
+  /** Per machine: its host's in-use bits, handed to the next host over it (hosts of a machine come one at a time). */
+  inUseBits: WeakMap<MachineImpl, Uint8Array>;
 }
 
 /** Worlds kept per thread (a campaign uses one; a test suite several). */
@@ -832,12 +879,12 @@ export async function acquireFuzzHost(world: WorldConfig): Promise<MachineHost> 
   if (m === undefined) {
     m = await createWorldMachine(world, domains);
     if (pool === undefined) {
-      pool = { template: captureTemplate(m), idle: [] };
+      pool = { template: captureTemplate(m), idle: [], inUse: null, inUseBits: new WeakMap() };
       pools.set(key, pool);
       if (pools.size > POOL_WORLDS) pools.delete(pools.keys().next().value!);
     }
   }
-  const host = new MachineHost(m, domains);
+  const host = MachineHost.fromPool(m, domains, pool!);
   poolKeys.set(host, key);
   return host;
 }

@@ -1,0 +1,79 @@
+// The host's set of frames in use (nextInUse / inUseFrames) is kept from the
+// core's frame-store log once the log runs. A host from acquireFuzzHost starts
+// it from the template's set instead of a scan of the frame table, which holds
+// only while nothing has run on the machine: every path that runs something
+// must drop that, or the set goes stale.
+
+import { describe, expect, it } from "vitest";
+import { defaultDomains } from "../../src/fuzz/generator.js";
+import { acquireFuzzHost, releaseFuzzHost, type MachineHost } from "../../src/fuzz/machine-host.js";
+import type { WorldConfig } from "../../src/fuzz/replay.js";
+
+const world: WorldConfig = { revision: "head", arch: "arm64", domains: defaultDomains() };
+
+/** The frames in use by reading every record (PGC_state != free). */
+function scanned(host: MachineHost): number[] {
+  const [lo, hi] = host.ramRange();
+  const c = new Uint32Array(2);
+  const out: number[] = [];
+  for (let m = lo; m < hi; m++) if (host.countInto(m, c) && ((c[1] >>> 23) & 3) !== 3) out.push(m);
+  return out;
+}
+
+function kept(host: MachineHost): number[] {
+  const out: number[] = [];
+  host.inUseFrames(out);
+  return out;
+}
+
+const reservation = (op: "XENMEM_populate_physmap" | "XENMEM_decrease_reservation") => (domid: number, gfn: number) => ({ op, domid, extent_start: [gfn], nr_extents: 1, extent_order: 0 });
+const populate = reservation("XENMEM_populate_physmap");
+const decrease = reservation("XENMEM_decrease_reservation");
+
+describe("the in-use set of a pooled host", () => {
+  it("is the frame table's, from the template's set, after the episode before changed it", async () => {
+    const first = await acquireFuzzHost(world);
+    const template = kept(first);
+    expect(template).toEqual(scanned(first));
+    expect(first.call(1, populate(1, 0x50000)).rc).toBe(1);
+    first.call(1, decrease(1, 0x40001));
+    first.destroyDomain(2);
+    expect(kept(first)).toEqual(scanned(first));
+    expect(kept(first)).not.toEqual(template);
+    releaseFuzzHost(first);
+    const next = await acquireFuzzHost(world);
+    expect(next.m).toBe(first.m);
+    expect(kept(next)).toEqual(template);
+    expect(scanned(next)).toEqual(template);
+    // The same frames join and leave the set again: the set must see it (its bits are the previous host's array).
+    next.call(1, populate(1, 0x50000));
+    next.call(1, decrease(1, 0x40001));
+    next.destroyDomain(2);
+    expect(kept(next)).toEqual(scanned(next));
+    releaseFuzzHost(next);
+  });
+
+  // Each of these changes the frames in use before the log starts (the first in-use read).
+  const paths: Array<[string, (h: MachineHost) => void]> = [
+    ["call", (h) => expect(h.call(1, decrease(1, 0x40001)).rc).toBe(1)],
+    [
+      "gen",
+      (h) => {
+        const g = h.gen(1, 0, decrease(1, 0x40002));
+        let r = g.next();
+        while (r.done !== true) r = g.next();
+        expect(r.value.rc).toBe(1);
+      },
+    ],
+    ["destroyDomain", (h) => h.destroyDomain(2)],
+  ];
+
+  it.each(paths)("is the frame table's when %s ran before it was first read", async (_name, run) => {
+    const host = await acquireFuzzHost(world);
+    const template = scanned(host);
+    run(host);
+    expect(scanned(host)).not.toEqual(template);
+    expect(kept(host)).toEqual(scanned(host));
+    releaseFuzzHost(host);
+  });
+});
