@@ -89,7 +89,7 @@ export interface FuzzHost {
   canCall(domid: number): boolean;
   /** New P2M writes since the last call (null if the log overflowed). The array and its records may be reused by the next call. */
   drainP2m(): P2mWrite[] | null;
-  /** Every valid leaf of domid's P2M, by walking its tables: [gfn, lo, hi, level] quadruples. */
+  /** Every valid leaf of domid's P2M, by walking its tables: [gfn, lo, hi, level] quadruples. The array may be one an earlier call (or host) returned: read it, do not change it. */
   walkP2m(domid: number): number[] | null;
   /** Non-root table pages reachable from domid's root(s), and the P2M's own count of table pages (p2m->pages, incl. none of the root). */
   tablePages?(domid: number): { tables: number[]; expected: number } | null;

@@ -470,14 +470,25 @@ export class MachineHost implements FuzzHost {
   walkP2m(domid: number): number[] | null {
     const d = this.m.domain(domid);
     if (d === undefined) return null;
+    // (The first walk starts the P2M-change log, cached or not.)
     if (this.useLog === null) this.useLog = this.enableLog();
+    // Every checker starts with a walk of each domain: in the template's state, the first host's stands for all.
+    const pool = this.initial;
+    const known = pool === null ? undefined : pool.walks.get(domid);
+    if (known !== undefined) return known;
+    const w = this.walkUncached(d);
+    if (pool !== null) pool.walks.set(domid, w);
+    return w;
+  }
+
+  private walkUncached(d: Domain): number[] {
     if (this.useLog && this.hdr >= 0) {
       // walkTables' walk without its closure and DataView (same leaves, same order).
-      const wt = this.walkP2mTables(domid);
+      const wt = this.walkP2mTables(d.domid);
       if (wt !== null) return wt.leaves;
       return this.walkTables(d.slot);
     }
-    return this.walkRuns(domid);
+    return this.walkRuns(d.domid);
   }
 
   private readonly lastTables: number[] = [];
@@ -838,6 +849,8 @@ interface WorldPool {
   idle: MachineImpl[];
   /** The frames in use in the template's state (null until a host needed them). */
   inUse: number[] | null;
+  /** Per domain: walkP2m in the template's state (filled by the hosts that needed them). */
+  walks: Map<number, number[]>;
   /** Per machine: its host's in-use bits, handed to the next host over it (hosts of a machine come one at a time). */
   inUseBits: WeakMap<MachineImpl, Uint8Array>;
 }
@@ -879,7 +892,7 @@ export async function acquireFuzzHost(world: WorldConfig): Promise<MachineHost> 
   if (m === undefined) {
     m = await createWorldMachine(world, domains);
     if (pool === undefined) {
-      pool = { template: captureTemplate(m), idle: [], inUse: null, inUseBits: new WeakMap() };
+      pool = { template: captureTemplate(m), idle: [], inUse: null, walks: new Map(), inUseBits: new WeakMap() };
       pools.set(key, pool);
       if (pools.size > POOL_WORLDS) pools.delete(pools.keys().next().value!);
     }

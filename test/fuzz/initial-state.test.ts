@@ -1,8 +1,9 @@
-// The host's set of frames in use (nextInUse / inUseFrames) is kept from the
-// core's frame-store log once the log runs. A host from acquireFuzzHost starts
-// it from the template's set instead of a scan of the frame table, which holds
-// only while nothing has run on the machine: every path that runs something
-// must drop that, or the set goes stale.
+// A host from acquireFuzzHost knows its machine is in the world's initial
+// state (the template's) until something runs through it, and takes what it
+// found in that state once from its pool: the set of frames in use
+// (nextInUse / inUseFrames, kept from the core's frame-store log once the log
+// runs) and the P2M walks (walkP2m). Every path that runs something must drop
+// that, or they go stale.
 
 import { describe, expect, it } from "vitest";
 import { defaultDomains } from "../../src/fuzz/generator.js";
@@ -74,6 +75,52 @@ describe("the in-use set of a pooled host", () => {
     run(host);
     expect(scanned(host)).not.toEqual(template);
     expect(kept(host)).toEqual(scanned(host));
+    releaseFuzzHost(host);
+  });
+});
+
+/** walkP2m as the tables are now (walkP2mTables is never taken from the pool). */
+function walked(host: MachineHost, domid: number): number[] | undefined {
+  return host.walkP2mTables(domid)?.leaves;
+}
+
+describe("walkP2m of a pooled host", () => {
+  it("is a walk of the tables, from the template's walk, after the episode before changed them", async () => {
+    const first = await acquireFuzzHost(world);
+    const template = first.walkP2m(1);
+    expect(template).toEqual(walked(first, 1));
+    first.call(1, decrease(1, 0x40001));
+    expect(first.walkP2m(1)).toEqual(walked(first, 1));
+    expect(first.walkP2m(1)).not.toEqual(template);
+    releaseFuzzHost(first);
+    const next = await acquireFuzzHost(world);
+    expect(next.m).toBe(first.m);
+    expect(next.walkP2m(1)).toBe(template);
+    expect(walked(next, 1)).toEqual(template);
+    releaseFuzzHost(next);
+  });
+
+  const paths: Array<[string, (h: MachineHost) => void]> = [
+    ["call", (h) => expect(h.call(1, decrease(1, 0x40003)).rc).toBe(1)],
+    [
+      "gen",
+      (h) => {
+        const g = h.gen(1, 0, decrease(1, 0x40004));
+        let r = g.next();
+        while (r.done !== true) r = g.next();
+        expect(r.value.rc).toBe(1);
+      },
+    ],
+  ];
+
+  it.each(paths)("is a walk of the tables when %s ran before it", async (_name, run) => {
+    const earlier = await acquireFuzzHost(world);
+    const template = earlier.walkP2m(1); // the pool has the template's walk
+    releaseFuzzHost(earlier);
+    const host = await acquireFuzzHost(world);
+    run(host);
+    expect(walked(host, 1)).not.toEqual(template);
+    expect(host.walkP2m(1)).toEqual(walked(host, 1));
     releaseFuzzHost(host);
   });
 });
