@@ -862,8 +862,30 @@ const POOL_IDLE = 2;
 const pools = new Map<string, WorldPool>();
 const poolKeys = new WeakMap<MachineHost, string>();
 
+/**
+ * The world worldKey was last asked about, with copies of its domain specs:
+ * most calls ask about the same world again, and building the key and hashing
+ * it anew cost as much as the rest of acquireFuzzHost but the reset.
+ */
+let lastWorld: { revision: string; arch: string; ipaBits: number | null; domains: FuzzDomainSpec[]; key: string } | null = null;
+
 function worldKey(world: WorldConfig, domains: FuzzDomainSpec[]): string {
-  return JSON.stringify([world.revision, world.arch, world.ipaBits ?? null, domains]);
+  const l = lastWorld;
+  if (l !== null && l.revision === world.revision && l.arch === world.arch && l.ipaBits === (world.ipaBits ?? null) && sameSpecs(l.domains, domains)) return l.key;
+  const key = JSON.stringify([world.revision, world.arch, world.ipaBits ?? null, domains]);
+  lastWorld = { revision: world.revision, arch: world.arch, ipaBits: world.ipaBits ?? null, domains: domains.map((s) => ({ ...s })), key };
+  return key;
+}
+
+/** The same specs, field by field (of plain values: the copies are shallow), in the same order of domains? */
+function sameSpecs(a: FuzzDomainSpec[], b: FuzzDomainSpec[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as unknown as Record<string, unknown>, y = b[i] as unknown as Record<string, unknown>;
+    for (const k in x) if (x[k] !== y[k] || (typeof x[k] === "object" && x[k] !== null)) return false;
+    for (const k in y) if (!(k in x)) return false;
+  }
+  return true;
 }
 
 /**

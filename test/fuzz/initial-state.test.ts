@@ -124,3 +124,23 @@ describe("walkP2m of a pooled host", () => {
     releaseFuzzHost(host);
   });
 });
+
+describe("acquireFuzzHost's worlds", () => {
+  it("are told apart by every field of the domain specs, even in an array changed in place", async () => {
+    const specs = defaultDomains();
+    const ask = () => acquireFuzzHost({ revision: "head", arch: "arm64", domains: specs });
+    const a = await ask();
+    expect(a.walkP2m(1)!.length).toBe(16 * 4);
+    releaseFuzzHost(a);
+    specs[1].ramPages = 8;
+    const b = await ask();
+    expect(b.m).not.toBe(a.m);
+    expect(b.walkP2m(1)!.length).toBe(8 * 4);
+    releaseFuzzHost(b);
+    specs[1].ramPages = 16;
+    const c = await ask();
+    expect(c.m).toBe(a.m);
+    expect(c.walkP2m(1)!.length).toBe(16 * 4);
+    releaseFuzzHost(c);
+  });
+});
