@@ -325,9 +325,11 @@ export class MachineHost implements FuzzHost {
 
   /**
    * The world's pool, while the machine is in the state acquireFuzzHost left
-   * it (the template's): every method that runs anything on the machine drops
-   * it. (Code that changes the machine behind the host, through `m`, does so
-   * after the frame-store log started, as it must log its stores anyway.)
+   * it (the template's): the in-use set and walkP2m take what the pool found
+   * in that state. Every method that runs anything on the machine drops it;
+   * changing the machine behind the host, through `m`, does not, so such code
+   * (tests) must do it after the checker is built, which reads both, as it
+   * must log its frame stores anyway.
    */
   private initial: WorldPool | null = null;
 
