@@ -109,86 +109,124 @@ export interface DecodeCtx {
   onLock?: (live: Lock) => void;
 }
 
-/** Decoded typed-array payloads by encoding node: a template (src/snapshot/template.ts) decodes the same nodes on every reset. */
-const taBytes = new WeakMap<object, Uint8Array>();
+const enum T { Value, Ref, Key, Id, Lock, Skip, Typed, Arr, Map, Set, Obj }
 
-function taPayload(e: { [k: string]: Enc }): Uint8Array {
-  let bytes = taBytes.get(e);
-  if (bytes === undefined) {
-    bytes = Buffer.from(e.d as string, "base64");
-    taBytes.set(e, bytes);
-  }
-  return bytes;
+/**
+ * An Enc node read once: its kind, its scalar (undefined, -0 and bigints
+ * already converted: they are immutable values, so every decode may share
+ * them) and its children. A template (src/snapshot/template.ts) patches from
+ * the same tree on every reset; walking the JSON form each time asked each
+ * node "$skip" in ..., "$lock" in ... and so on through megamorphic lookups,
+ * which was most of a reset's host-side cost.
+ */
+export class GraphPlan {
+  constructor(
+    readonly t: T,
+    /** Value: the value; Ref, Key, Lock: the name; Id: the id referred to; Typed: the constructor; Obj: the class name. */
+    readonly v: unknown,
+    /** The id this node defines (Typed, Arr, Map, Set, Obj). */
+    readonly id: number,
+    readonly path: string,
+    /** Arr and Set: the items; Map: keys and values alternating; Obj: the field values. */
+    readonly kids: GraphPlan[],
+    /** Obj: the field names (parallel to kids). */
+    readonly keys: string[],
+    /** Typed: the payload. */
+    readonly bytes: Uint8Array | null,
+  ) {}
 }
 
-const isObj = (e: Enc): e is { [k: string]: Enc } => typeof e === "object" && e !== null && !Array.isArray(e);
+const NONE: GraphPlan[] = [];
+const NO_KEYS: string[] = [];
+
+function bad(path: string, why: string): never {
+  throw new SnapshotFormatError("host", `${path}: ${why}`);
+}
+
+/** Check and convert `e` (the structural errors the decoder reports are found here). */
+export function planGraph(e: Enc, path: string): GraphPlan {
+  const leaf = (t: T, v: unknown, id = -1) => new GraphPlan(t, v, id, path, NONE, NO_KEYS, null);
+  if (e === null || typeof e === "boolean" || typeof e === "string" || typeof e === "number" || typeof e === "bigint") return leaf(T.Value, e);
+  if (Array.isArray(e)) bad(path, "bare array");
+  if ("$u" in e) return leaf(T.Value, undefined);
+  if ("$n" in e) return leaf(T.Value, Number(e.$n));
+  if ("$b" in e) return leaf(T.Value, BigInt(e.$b as string));
+  if ("$ref" in e) return leaf(T.Ref, e.$ref);
+  if ("$key" in e) return leaf(T.Key, e.$key);
+  if ("$id" in e) return leaf(T.Id, e.$id);
+  if ("$lock" in e) return leaf(T.Lock, e.$lock);
+  if ("$skip" in e) return leaf(T.Skip, undefined);
+  const id = e.id as number;
+  if ("$ta" in e) {
+    const C = (globalThis as any)[e.$ta as string];
+    if (typeof C !== "function" || !ArrayBuffer.isView(C.prototype) && !(C.BYTES_PER_ELEMENT > 0)) bad(path, `unknown typed array ${e.$ta}`);
+    return new GraphPlan(T.Typed, C, id, path, NONE, NO_KEYS, Buffer.from(e.d as string, "base64"));
+  }
+  if ("$a" in e) return new GraphPlan(T.Arr, undefined, id, path, (e.$a as Enc[]).map((x, i) => planGraph(x, `${path}[${i}]`)), NO_KEYS, null);
+  if ("$map" in e) return new GraphPlan(T.Map, undefined, id, path, (e.$map as Enc[][]).flatMap(([k, x]) => [planGraph(k, path), planGraph(x, path)]), NO_KEYS, null);
+  if ("$set" in e) return new GraphPlan(T.Set, undefined, id, path, (e.$set as Enc[]).map((x) => planGraph(x, path)), NO_KEYS, null);
+  if ("$o" in e) {
+    const f = e.f as { [k: string]: Enc };
+    const keys = Object.keys(f);
+    return new GraphPlan(T.Obj, e.$o, id, path, keys.map((k) => planGraph(f[k], `${path}.${k}`)), keys, null);
+  }
+  bad(path, "unrecognised value");
+}
 
 export class GraphDecoder {
   private byId = new Map<number, unknown>();
   constructor(private readonly ctx: DecodeCtx) {}
 
-  private bad(path: string, why: string): never {
-    throw new SnapshotFormatError("host", `${path}: ${why}`);
-  }
-
-  /** A new value for `e` (objects created from prototypes). */
-  decode(e: Enc, path: string): unknown {
-    if (e === null || typeof e === "boolean" || typeof e === "string" || typeof e === "number" || typeof e === "bigint") return e;
-    if (Array.isArray(e)) this.bad(path, "bare array");
-    if ("$u" in e) return undefined;
-    if ("$n" in e) return Number(e.$n);
-    if ("$b" in e) return BigInt(e.$b as string);
-    if ("$ref" in e) { const r = this.ctx.named.get(e.$ref as string); if (!r) this.bad(path, `unknown reference ${e.$ref}`); return r; }
-    if ("$key" in e) { const r = this.ctx.keyed(e.$key as string); if (!r) this.bad(path, `unknown reference ${e.$key}`); return r; }
-    if ("$id" in e) { if (!this.byId.has(e.$id as number)) this.bad(path, `dangling id ${e.$id}`); return this.byId.get(e.$id as number); }
-    if ("$lock" in e) this.bad(path, `lock ${e.$lock} cannot be created from a snapshot`);
-    if ("$skip" in e) return undefined;
-    const id = e.id as number;
-    if ("$ta" in e) {
-      const C = (globalThis as any)[e.$ta as string];
-      if (typeof C !== "function" || !ArrayBuffer.isView(C.prototype) && !(C.BYTES_PER_ELEMENT > 0)) this.bad(path, `unknown typed array ${e.$ta}`);
-      const bytes = taPayload(e);
-      const ab = new ArrayBuffer(bytes.length);
-      new Uint8Array(ab).set(bytes);
-      const t = new C(ab);
-      this.byId.set(id, t);
-      return t;
-    }
-    if ("$a" in e) {
-      const src = e.$a as Enc[];
-      const a: unknown[] = new Array(src.length);
-      this.byId.set(id, a);
-      for (let i = 0; i < src.length; i++) { const x = src[i]; if (!(isObj(x) && "$u" in x)) a[i] = this.decode(x, `${path}[${i}]`); else a[i] = undefined; }
-      // keep holes as holes where the source had undefined? undefined and holes behave alike for our code
-      return a;
-    }
-    if ("$map" in e) {
-      const m = new Map();
-      this.byId.set(id, m);
-      for (const [k, x] of e.$map as Enc[][]) m.set(this.decode(k, path), this.decode(x, path));
-      return m;
-    }
-    if ("$set" in e) {
-      const s = new Set();
-      this.byId.set(id, s);
-      for (const x of e.$set as Enc[]) s.add(this.decode(x, path));
-      return s;
-    }
-    if ("$o" in e) {
-      const cls = e.$o as string;
-      const proto = cls === "Object" ? Object.prototype : this.ctx.protos.get(cls);
-      if (!proto) this.bad(path, `unknown class ${cls}`);
-      const o = Object.create(proto);
-      this.byId.set(id, o);
-      const f = e.f as { [k: string]: Enc };
-      for (const k of Object.keys(f)) {
-        const x = f[k];
-        if (isObj(x) && "$skip" in x) continue;
-        o[k] = this.decode(x, `${path}.${k}`);
+  /** A new value for `p` (objects created from prototypes). */
+  decode(p: GraphPlan): unknown {
+    switch (p.t) {
+      case T.Value: return p.v;
+      case T.Skip: return undefined;
+      case T.Ref: { const r = this.ctx.named.get(p.v as string); if (!r) bad(p.path, `unknown reference ${p.v}`); return r; }
+      case T.Key: { const r = this.ctx.keyed(p.v as string); if (!r) bad(p.path, `unknown reference ${p.v}`); return r; }
+      case T.Id: { if (!this.byId.has(p.v as number)) bad(p.path, `dangling id ${p.v}`); return this.byId.get(p.v as number); }
+      case T.Lock: bad(p.path, `lock ${p.v} cannot be created from a snapshot`);
+      case T.Typed: {
+        const bytes = p.bytes!;
+        const ab = new ArrayBuffer(bytes.length);
+        new Uint8Array(ab).set(bytes);
+        const t = new (p.v as new (b: ArrayBuffer) => unknown)(ab);
+        this.byId.set(p.id, t);
+        return t;
       }
-      return o;
+      case T.Arr: {
+        const src = p.kids;
+        const a: unknown[] = new Array(src.length);
+        this.byId.set(p.id, a);
+        for (let i = 0; i < src.length; i++) a[i] = this.decode(src[i]);
+        return a;
+      }
+      case T.Map: {
+        const m = new Map();
+        this.byId.set(p.id, m);
+        const kv = p.kids;
+        for (let i = 0; i < kv.length; i += 2) { const k = this.decode(kv[i]); m.set(k, this.decode(kv[i + 1])); }
+        return m;
+      }
+      case T.Set: {
+        const s = new Set();
+        this.byId.set(p.id, s);
+        for (const x of p.kids) s.add(this.decode(x));
+        return s;
+      }
+      case T.Obj: {
+        const cls = p.v as string;
+        const proto = cls === "Object" ? Object.prototype : this.ctx.protos.get(cls);
+        if (!proto) bad(p.path, `unknown class ${cls}`);
+        const o = Object.create(proto);
+        this.byId.set(p.id, o);
+        for (let i = 0; i < p.keys.length; i++) {
+          const x = p.kids[i];
+          if (x.t !== T.Skip) o[p.keys[i]] = this.decode(x);
+        }
+        return o;
+      }
     }
-    this.bad(path, "unrecognised value");
   }
 
   /**
@@ -196,45 +234,46 @@ export class GraphDecoder {
    * the bytes in place: an ArrayBuffer per field and reset is what a template
    * reset would otherwise spend its time (and the GC's) on.
    */
-  private fillTypedArray(cur: unknown, x: { [k: string]: Enc }): boolean {
-    if (!ArrayBuffer.isView(cur) || cur.constructor.name !== x.$ta || this.byId.has(x.id as number)) return false;
-    const bytes = taPayload(x);
+  private fillTypedArray(cur: unknown, p: GraphPlan): boolean {
+    if (!ArrayBuffer.isView(cur) || cur.constructor !== p.v || this.byId.has(p.id)) return false;
+    const bytes = p.bytes!;
     const buf = cur.buffer as ArrayBuffer;
     // Views into a larger buffer (or whole Wasm memories, 64 KiB pages) are not the field's own bytes.
     if (cur.byteOffset !== 0 || cur.byteLength !== bytes.length || buf.byteLength !== bytes.length || buf.byteLength % 65536 === 0) return false;
     new Uint8Array(buf).set(bytes);
-    this.byId.set(x.id as number, cur);
+    this.byId.set(p.id, cur);
     return true;
   }
 
-  /** Update `live` (an object of the same class) from `e` in place. */
-  patch(live: any, e: Enc, path: string): void {
-    if (!isObj(e) || !("$o" in e)) this.bad(path, "expected an object");
-    const cls = e.$o as string;
+  /** Update `live` (an object of the same class) from `e` (or its plan, made once and patched from many times) in place. */
+  patch(live: any, e: Enc | GraphPlan, path: string): void {
+    const p = e instanceof GraphPlan ? e : planGraph(e, path);
+    if (p.t !== T.Obj) bad(path, "expected an object");
+    const cls = p.v as string;
     const liveCls = live?.constructor?.name ?? "Object";
-    if (liveCls !== cls) this.bad(path, `class ${cls} in the snapshot, ${liveCls} in this build`);
-    this.byId.set(e.id as number, live);
-    const f = e.f as { [k: string]: Enc };
-    for (const k of Object.keys(f)) {
-      const x = f[k];
+    if (liveCls !== cls) bad(path, `class ${cls} in the snapshot, ${liveCls} in this build`);
+    this.byId.set(p.id, live);
+    const frozen = Object.isFrozen(live);
+    for (let i = 0; i < p.keys.length; i++) {
+      const k = p.keys[i];
+      const x = p.kids[i];
       const cur = live[k];
-      if (isObj(x) && ("$skip" in x || "$lock" in x)) {
-        if ("$lock" in x) {
-          if (!(cur instanceof Lock)) this.bad(`${path}.${k}`, "lock missing in this build");
-          this.ctx.onLock?.(cur);
-        }
+      if (x.t === T.Skip) continue;
+      if (x.t === T.Lock) {
+        if (!(cur instanceof Lock)) bad(x.path, "lock missing in this build");
+        this.ctx.onLock?.(cur);
         continue;
       }
       if (typeof cur === "function") continue;
-      if (isObj(x) && "$ta" in x && this.fillTypedArray(cur, x)) continue;
-      if (isObj(x) && "$id" in x && cur && typeof cur === "object" && this.byId.get(x.$id as number) === cur) continue;
-      if (isObj(x) && "$o" in x && cur && typeof cur === "object" && (cur.constructor?.name ?? "Object") === x.$o && !Object.isFrozen(cur)) {
-        this.patch(cur, x, `${path}.${k}`);
+      if (x.t === T.Typed && this.fillTypedArray(cur, x)) continue;
+      if (x.t === T.Id && cur && typeof cur === "object" && this.byId.get(x.v as number) === cur) continue;
+      if (x.t === T.Obj && cur && typeof cur === "object" && (cur.constructor?.name ?? "Object") === x.v && !Object.isFrozen(cur)) {
+        this.patch(cur, x, x.path);
         continue;
       }
-      const v = this.decode(x, `${path}.${k}`);
-      if (Object.isFrozen(live)) continue;
-      try { live[k] = v; } catch (err) { this.bad(`${path}.${k}`, `cannot assign (${(err as Error).message})`); }
+      const v = this.decode(x);
+      if (frozen) continue;
+      try { live[k] = v; } catch (err) { bad(x.path, `cannot assign (${(err as Error).message})`); }
     }
   }
 }

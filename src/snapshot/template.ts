@@ -29,7 +29,7 @@ import { GrantTable } from "../grant/index.js";
 import { XenmmArgumentError, XenmmStateError } from "../api/errors.js";
 import { H, headerAddress } from "../inspect/core-info.js";
 import { fromJson, toJson } from "./format.js";
-import { GraphDecoder, collectPrototypes } from "./graph.js";
+import { GraphDecoder, GraphPlan, collectPrototypes, planGraph } from "./graph.js";
 import { encodeHost, hookRanges, refsFor, type HostState } from "./index.js";
 
 export class MachineTemplate {
@@ -48,6 +48,9 @@ export class MachineTemplate {
     readonly domainCfgs: ReadonlyArray<{ cfg: unknown }>,
     /** Class name -> prototype of every object in `host` (the decoder's registry). */
     readonly protos: Map<string, object>,
+    /** `host.machine` and each domain's fields, planned once for every reset. */
+    readonly machinePlan: GraphPlan,
+    readonly domainPlans: readonly GraphPlan[],
   ) {}
 }
 
@@ -77,7 +80,8 @@ export function captureTemplate(m: MachineImpl): MachineTemplate {
   const domainCfgs = host.domains.map((sd) => ({ cfg: deepFreeze(fromJson(toJson(sd.cfg))) }));
   const cfgKey = toJson(m.cfg);
   const protos = collectPrototypes([m, ...m.domains.values()], [GrantTable, Domain, MachineImpl], new Set(["core"]));
-  return new MachineTemplate(fromJson(cfgKey) as MachineConfig, cfgKey, image, hdr, hookRanges(m), host, domainCfgs, protos);
+  return new MachineTemplate(fromJson(cfgKey) as MachineConfig, cfgKey, image, hdr, hookRanges(m), host, domainCfgs, protos,
+    planGraph(host.machine, "machine"), host.domains.map((sd) => planGraph(sd.fields, `d${sd.domid}`)));
 }
 
 /** Machines found to fit a template (a machine's configuration and core never change). */
@@ -121,8 +125,8 @@ export function resetMachine(m: MachineImpl, t: MachineTemplate): void {
   });
   // Locks of domains the reset drops may be held (a deadlocked group); they go with their domains.
   m.lockdep.resetHeld();
-  dec.patch(m, t.host.machine, "machine");
-  t.host.domains.forEach((sd, i) => dec.patch(order[i], sd.fields, `d${sd.domid}`));
+  dec.patch(m, t.machinePlan, "machine");
+  t.host.domains.forEach((sd, i) => dec.patch(order[i], t.domainPlans[i], `d${sd.domid}`));
   live.clear();
   const bySlot = m.bySlot as unknown[];
   bySlot.length = 0;

@@ -64,3 +64,32 @@ describe.each(worlds)("fuzz episodes on a reset machine (%s)", (_name, world, in
     expect(strip(b)).toEqual(strip(a));
   });
 });
+
+// The template decodes its host graph once (GraphPlan) and writes it into
+// every machine reset to it: arrays, maps and objects must still be new per
+// reset, or one episode's writes would leak into the next machine.
+describe("template host state", () => {
+  it("is not shared between machines reset to the same template", async () => {
+    const world: WorldConfig = { revision: "head", arch: "arm64" };
+    const fresh = (await createFuzzHost(world)).m.stateHash();
+    const a = await acquireFuzzHost(world);
+    const b = await acquireFuzzHost(world);
+    releaseFuzzHost(a);
+    releaseFuzzHost(b);
+    const ra = await acquireFuzzHost(world);
+    const rb = await acquireFuzzHost(world);
+    expect(ra.m).not.toBe(rb.m);
+    const m = ra.m as any;
+    m.freeSlots.push(999);
+    m.lockdep.succ[0].push(3);
+    m.lockdep.classIds.set("x", 9);
+    m.look.t = 7;
+    expect(ra.m.stateHash()).not.toBe(fresh);
+    expect(rb.m.stateHash()).toBe(fresh);
+    releaseFuzzHost(rb);
+    releaseFuzzHost(ra);
+    const again = await acquireFuzzHost(world);
+    expect(again.m.stateHash()).toBe(fresh);
+    releaseFuzzHost(again);
+  });
+});
