@@ -1,12 +1,21 @@
 import { describe, it, expect } from "vitest";
 import { createFuzzHost } from "../../src/fuzz/machine-host.js";
-import { OpGenerator, defaultDomains } from "../../src/fuzz/generator.js";
+import { OpGenerator, defaultDomains, type FuzzStep } from "../../src/fuzz/generator.js";
+import type { FuzzHost } from "../../src/fuzz/host.js";
 import { stateHash } from "../../src/snapshot/index.js";
 import type { Arch, Revision } from "../../src/machine/api.js";
 import type { MachineImpl } from "../../src/machine/machine.js";
 
 // Domain.grantGen: the checker skips re-reading a domain's grant and
 // shared_info frames while it is unchanged, so every change must bump it.
+
+/** A generated step run straight on the host (par groups sequentially), with no checker. */
+function runUnchecked(host: FuzzHost, s: FuzzStep): void {
+  if (s.kind === "call") { if (host.canCall(s.call.caller)) host.call(s.call.caller, s.call.req); }
+  else if (s.kind === "par") { for (const c of s.calls) if (host.canCall(c.caller)) host.call(c.caller, c.req); }
+  else if (s.kind === "create") host.createDomain(s.domid);
+  else host.destroyDomain(s.domid);
+}
 
 /** Everything the fuzz host's grant view and sharedInfoMfn describe, per domain. */
 function grantState(m: MachineImpl): Map<number, string> {
@@ -32,10 +41,7 @@ describe("Domain.grantGen", () => {
       let changes = 0;
       for (let i = 0; i < 400 && host.crash() === null; i++) {
         const s = gen.next();
-        if (s.kind === "call") { if (host.canCall(s.call.caller)) host.call(s.call.caller, s.call.req); }
-        else if (s.kind === "par") { for (const c of s.calls) if (host.canCall(c.caller)) host.call(c.caller, c.req); }
-        else if (s.kind === "create") host.createDomain(s.domid);
-        else host.destroyDomain(s.domid);
+        runUnchecked(host, s);
         const now = grantState(m);
         for (const [id, st] of now) {
           const g = gens.get(id);
@@ -66,10 +72,7 @@ describe("Domain.grantGen", () => {
     let ids = host.domids().join(), g = host.xenheapGen(), quiet = 0;
     for (let i = 0; i < 400 && host.crash() === null; i++) {
       const s = gen.next();
-      if (s.kind === "call") { if (host.canCall(s.call.caller)) host.call(s.call.caller, s.call.req); }
-      else if (s.kind === "par") { for (const c of s.calls) if (host.canCall(c.caller)) host.call(c.caller, c.req); }
-      else if (s.kind === "create") host.createDomain(s.domid);
-      else host.destroyDomain(s.domid);
+      runUnchecked(host, s);
       host.invalidate();
       const same = host.domids().join() === ids && host.xenheapGen() === g;
       for (const d of host.domids()) {
@@ -107,10 +110,7 @@ describe("MachineHost.lifeGen", () => {
     let ids = host.domids(), life = host.lifeGen(), dying = ids.map((d) => host.dying(d)), kept = 0;
     for (let i = 0; i < 600 && host.crash() === null; i++) {
       const s = gen.next();
-      if (s.kind === "call") { if (host.canCall(s.call.caller)) host.call(s.call.caller, s.call.req); }
-      else if (s.kind === "par") { for (const c of s.calls) if (host.canCall(c.caller)) host.call(c.caller, c.req); }
-      else if (s.kind === "create") host.createDomain(s.domid);
-      else host.destroyDomain(s.domid);
+      runUnchecked(host, s);
       const now = host.domids();
       if (now === ids && host.lifeGen() === life) {
         expect(now.map((d) => host.dying(d)), `step ${i}`).toEqual(dying);
