@@ -123,12 +123,13 @@ export class Scheduler {
     const n = vcpus.length;
     const results: (R | undefined)[] = [];
     const finished: boolean[] = [];
+    // `last` only grows and entries from n on are ignored: setting `length` is
+    // a runtime call, and a run is as short as a fuzzer `par` step.
     const last = this.last;
-    last.length = 0;
     for (let i = 0; i < n; i++) {
       results.push(undefined);
       finished.push(false);
-      last.push(null);
+      last[i] = null;
     }
     const res: ScheduleResult<R> = {
       outcome: "completed",
@@ -229,7 +230,7 @@ export class Scheduler {
       }
     }
     res.steps = steps;
-    last.length = 0; // do not keep lock objects alive between runs
+    for (let i = 0; i < n; i++) last[i] = null; // do not keep lock objects alive between runs
     return res;
   }
 
@@ -239,19 +240,21 @@ export class Scheduler {
     return pt === null || pt.kind !== "blocked" || pt.target!.canTake(pt.cpu, pt.mode);
   }
 
-  // Fills this.cands with runnable cpus other than `cur`; returns the count.
+  // Writes the runnable cpus other than `cur` to this.cands[0..k) and returns
+  // k; entries from k on are stale (no truncation: `length = 0` is a runtime
+  // call, and this runs at most switch points).
   private collect(cur: number, n: number, finished: boolean[]): number {
     const c = this.cands;
-    c.length = 0;
-    for (let i = 0; i < n; i++) if (i !== cur && this.runnable(i, finished)) c.push(i);
-    return c.length;
+    let k = 0;
+    for (let i = 0; i < n; i++) if (i !== cur && this.runnable(i, finished)) c[k++] = i;
+    return k;
   }
 }
 
 function deadlockReport(last: (SchedPoint | null)[], finished: boolean[]): DeadlockReport {
   const waits: WaitInfo[] = [];
   const waitOf = new Map<number, WaitInfo>();
-  for (let i = 0; i < last.length; i++) {
+  for (let i = 0; i < finished.length; i++) {
     const pt = last[i];
     if (finished[i] || pt === null || pt.target === null) continue;
     const w: WaitInfo = { cpu: i, lock: pt.lock, mode: pt.mode, holders: pt.target.holderList() };
