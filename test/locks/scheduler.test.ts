@@ -176,6 +176,35 @@ describe("Scheduler", () => {
     );
   });
 
+  it("a reused scheduler reports a deadlock from this run's vCPUs only, after a wider run aborted", () => {
+    const x = new SpinLock("x_lock", "x_lock");
+    const heap = new SpinLock("heap_lock", "heap_lock");
+    function* holdX(cpu: number): LockGen<string> {
+      yield* x.lock(cpu);
+      yield schedPoint(cpu);
+      yield* x.unlock(cpu);
+      return "x";
+    }
+    function* leak(cpu: number): LockGen<string> {
+      yield* heap.lock(cpu);
+      return "leaked";
+    }
+    function* waiter(cpu: number): LockGen<string> {
+      yield* heap.lock(cpu);
+      yield* heap.unlock(cpu);
+      return "ok";
+    }
+    const s = new Scheduler();
+    // cpu2 is left blocked on x_lock when the replay diverges at step 4.
+    expect(() => s.replay([holdX(0), holdX(1), holdX(2)], [0, 0, 2, 2, 4, 5])).toThrowError(/picks cpu 5/);
+    const r = s.replay([leak(0), waiter(1)], [0, 0, 2, 1]);
+    expect(r.outcome).toBe("deadlock");
+    expect(r.deadlock!.waits.map((w) => w.cpu)).toEqual([1]);
+    expect(r.deadlock!.message).toBe(
+      "deadlock: cpu1 waits for heap_lock (write) held by cpu0(write); cpu0 has finished without releasing it",
+    );
+  });
+
   it("stops with outcome error when a vCPU throws, and rejects a diverging replay", () => {
     const l = new SpinLock("vmid_alloc_lock", "vmid_alloc_lock");
     function* twice(cpu: number): LockGen {
