@@ -157,18 +157,20 @@ describe("Scheduler", () => {
     expect(found).toBeLessThan(100);
   });
 
+  /** Takes `l` and finishes holding it. */
+  function* leak(l: SpinLock, cpu: number): LockGen<string> {
+    yield* l.lock(cpu);
+    return "leaked";
+  }
+  function* waiter(l: SpinLock, cpu: number): LockGen<string> {
+    yield* l.lock(cpu);
+    yield* l.unlock(cpu);
+    return "ok";
+  }
+
   it("reports a lock leaked by a finished vCPU as a deadlock", () => {
     const heap = new SpinLock("heap_lock", "heap_lock");
-    function* leak(cpu: number): LockGen<string> {
-      yield* heap.lock(cpu);
-      return "leaked";
-    }
-    function* waiter(cpu: number): LockGen<string> {
-      yield* heap.lock(cpu);
-      yield* heap.unlock(cpu);
-      return "ok";
-    }
-    const r = Scheduler.replay([leak(0), waiter(1)], [0, 0, 2, 1]);
+    const r = Scheduler.replay([leak(heap, 0), waiter(heap, 1)], [0, 0, 2, 1]);
     expect(r.outcome).toBe("deadlock");
     expect(r.results).toEqual(["leaked", undefined]);
     expect(r.deadlock!.message).toBe(
@@ -185,19 +187,10 @@ describe("Scheduler", () => {
       yield* x.unlock(cpu);
       return "x";
     }
-    function* leak(cpu: number): LockGen<string> {
-      yield* heap.lock(cpu);
-      return "leaked";
-    }
-    function* waiter(cpu: number): LockGen<string> {
-      yield* heap.lock(cpu);
-      yield* heap.unlock(cpu);
-      return "ok";
-    }
     const s = new Scheduler();
     // cpu2 is left blocked on x_lock when the replay diverges at step 4.
     expect(() => s.replay([holdX(0), holdX(1), holdX(2)], [0, 0, 2, 2, 4, 5])).toThrowError(/picks cpu 5/);
-    const r = s.replay([leak(0), waiter(1)], [0, 0, 2, 1]);
+    const r = s.replay([leak(heap, 0), waiter(heap, 1)], [0, 0, 2, 1]);
     expect(r.outcome).toBe("deadlock");
     expect(r.deadlock!.waits.map((w) => w.cpu)).toEqual([1]);
     expect(r.deadlock!.message).toBe(
