@@ -1133,8 +1133,7 @@ export class InvariantChecker {
       if (r !== undefined) for (const l of r) if (l.domid === d && isRam(l.type)) (n++, (first = l.gfn));
       let stored: number | null;
       if (this.gfnInPage) {
-        // (The owner pageNow would look up is not needed here.)
-        const p = this.frames.direct ? (this.frames.valid(m) ? (this.frames.words(m, this.pv), this.pv) : null) : this.host.page(m);
+        const p = this.recordNow(m); // storedGfn reads type_info only
         if (p === null) continue;
         stored = this.storedGfn(p);
       } else if (arr !== null) {
@@ -1241,13 +1240,18 @@ export class InvariantChecker {
    * domain in the slot the field points at).
    */
   private pageNow(mfn: number): PageView | null {
+    const p = this.recordNow(mfn);
+    if (p !== null && this.frames.direct) p.owner = this.ownerOf(mfn, this.ownerCache);
+    return p;
+  }
+
+  /** pageNow without the owner look-up: `owner` is left as it was, for readers of count_info / type_info only. */
+  private recordNow(mfn: number): PageView | null {
     const fw = this.frames;
     if (!fw.direct) return this.host.page(mfn);
     if (!fw.valid(mfn)) return null;
-    const pv = this.pv;
-    fw.words(mfn, pv);
-    pv.owner = this.ownerOf(mfn, this.ownerCache);
-    return pv;
+    fw.words(mfn, this.pv);
+    return this.pv;
   }
 
   /** page(mfn).owner, looked up once per distinct owner field while `cache` lives (the owner is a function of that field). */
