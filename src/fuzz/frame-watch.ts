@@ -237,11 +237,11 @@ export class FrameWatch {
 
   /** Frames in RAM whose PGC_state is not free, in MFN order, into `out`. */
   inUse(out: number[]): void {
-    out.length = 0;
     if (this.host.inUseFrames !== undefined) {
-      this.host.inUseFrames(out);
+      this.host.inUseFrames(out); // (it empties `out` first)
       return;
     }
+    out.length = 0;
     if (this.host.nextInUse !== undefined) {
       for (let m = this.host.nextInUse(this.lo); m >= 0; m = this.host.nextInUse(m + 1)) out.push(m);
       return;
