@@ -175,6 +175,13 @@ export function planGraph(e: Enc, path: string): GraphPlan {
 
 export class GraphDecoder {
   private byId = new Map<number, unknown>();
+  /**
+   * Live objects patch() has already made into some node. A live graph may
+   * share one object where the snapshot has two (an episode assigned one
+   * field from another): the second node must get an object of its own, or
+   * the restore would keep the sharing.
+   */
+  private readonly claimed = new Set<object>();
   constructor(private readonly ctx: DecodeCtx) {}
 
   /** A new value for `p` (objects created from prototypes). */
@@ -235,13 +242,14 @@ export class GraphDecoder {
    * reset would otherwise spend its time (and the GC's) on.
    */
   private fillTypedArray(cur: unknown, p: GraphPlan): boolean {
-    if (!ArrayBuffer.isView(cur) || cur.constructor !== p.v || this.byId.has(p.id)) return false;
+    if (!ArrayBuffer.isView(cur) || cur.constructor !== p.v || this.byId.has(p.id) || this.claimed.has(cur)) return false;
     const bytes = p.bytes!;
     const buf = cur.buffer as ArrayBuffer;
     // Views into a larger buffer (or whole Wasm memories, 64 KiB pages) are not the field's own bytes.
     if (cur.byteOffset !== 0 || cur.byteLength !== bytes.length || buf.byteLength !== bytes.length || buf.byteLength % 65536 === 0) return false;
     new Uint8Array(buf).set(bytes);
     this.byId.set(p.id, cur);
+    this.claimed.add(cur);
     return true;
   }
 
@@ -253,6 +261,7 @@ export class GraphDecoder {
     const liveCls = live?.constructor?.name ?? "Object";
     if (liveCls !== cls) bad(path, `class ${cls} in the snapshot, ${liveCls} in this build`);
     this.byId.set(p.id, live);
+    this.claimed.add(live);
     const frozen = Object.isFrozen(live);
     for (let i = 0; i < p.keys.length; i++) {
       const k = p.keys[i];
@@ -267,7 +276,7 @@ export class GraphDecoder {
       if (typeof cur === "function") continue;
       if (x.t === T.Typed && this.fillTypedArray(cur, x)) continue;
       if (x.t === T.Id && cur && typeof cur === "object" && this.byId.get(x.v as number) === cur) continue;
-      if (x.t === T.Obj && cur && typeof cur === "object" && (cur.constructor?.name ?? "Object") === x.v && !Object.isFrozen(cur)) {
+      if (x.t === T.Obj && cur && typeof cur === "object" && (cur.constructor?.name ?? "Object") === x.v && !Object.isFrozen(cur) && !this.claimed.has(cur)) {
         this.patch(cur, x, x.path);
         continue;
       }

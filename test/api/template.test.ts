@@ -96,6 +96,23 @@ describe("resetMachine", () => {
     expect(workload(m)).toEqual(workload(fresh));
   });
 
+  it("after an episode made two fields share an object the template has two of: unshared again", async () => {
+    const fresh = await world(cfg);
+    const m = await world(cfg);
+    const t = captureTemplate(m);
+    resetMachine(m, t); // from here on the reset keeps these Domain objects and patches them
+    const d0 = m.domain(0)!, d1 = m.domain(1)!;
+    expect(d0.grant).not.toBeNull();
+    expect(d1.grant).not.toBeNull();
+    // Same class in both fields, so an in-place patch would accept it twice.
+    d1.grant = d0.grant;
+    resetMachine(m, t);
+    expect(m.domain(1)).toBe(d1);
+    expect(d1.grant).not.toBe(d0.grant);
+    expect(m.stateHash()).toBe(fresh.stateHash());
+    expect(workload(m)).toEqual(workload(fresh));
+  });
+
   it("refuses a machine of another configuration, and things that are not machines or templates", async () => {
     const m = await world(cfg);
     const t = captureTemplate(m);
