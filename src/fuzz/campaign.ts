@@ -48,6 +48,8 @@ export interface CampaignOptions {
   /** Full invariant scan every N ops (default 128; also at the end of every episode). */
   fullEvery?: number;
   ipaBits?: number;
+  /** Xen's `gnttab=max-ver:N` for the world (default 2: see WorldConfig). */
+  gnttabMaxVersion?: 1 | 2;
 }
 
 /** Per invariant: the same record as per variant (below). */
@@ -57,6 +59,10 @@ export interface CampaignSummary {
   revision: Revision;
   arch: Arch;
   interleave: boolean;
+  /** The world's `gnttab=max-ver` (absent in summaries written before it was an option: 2). */
+  gnttabMaxVersion?: 1 | 2;
+  /** Steps per episode (absent in older summaries). */
+  episodeOps?: number;
   seed: number;
   shard: string;
   workers: number;
@@ -205,8 +211,9 @@ function fmtRate(r: number): string {
 
 export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummary> {
   const arch = opts.arch ?? "arm64";
-  const world: WorldConfig = { revision: opts.revision, arch, ipaBits: opts.ipaBits, domains: defaultDomains() };
+  const world: WorldConfig = { revision: opts.revision, arch, ipaBits: opts.ipaBits, domains: defaultDomains(), gnttabMaxVersion: opts.gnttabMaxVersion ?? 2 };
   const total = opts.ops ?? 100_000;
+  const episodeOps = opts.episodeOps ?? 400;
   const seed = opts.seed ?? 1;
   const workers = opts.workers ?? 1;
   const shard = opts.shard ?? { index: 0, count: 1 };
@@ -218,6 +225,8 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
     revision: opts.revision,
     arch,
     interleave: opts.interleave ?? false,
+    gnttabMaxVersion: world.gnttabMaxVersion,
+    episodeOps,
     seed,
     shard: `${shard.index}/${shard.count}`,
     workers,
@@ -283,7 +292,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
     jobs.push({
       world,
       seed,
-      episodeOps: opts.episodeOps ?? 400,
+      episodeOps,
       interleave: opts.interleave ?? false,
       fullEvery: opts.fullEvery ?? 128,
       first: shard.index,
@@ -339,6 +348,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
         arch,
         ipaBits: opts.ipaBits,
         domains: world.domains!,
+        gnttabMaxVersion: world.gnttabMaxVersion,
         steps: run.steps.map((s) => decodeValue(s) as FuzzStep),
         expect: { invariant: inv, variant: baseVariant(run.v), op: run.v.op, message: run.v.message },
         seed: run.seed,

@@ -20,7 +20,7 @@ export function fuzzMachineConfig(world: WorldConfig): MachineConfig {
     revision: world.revision,
     ramFrames: FUZZ_RAM_FRAMES,
     ipaBits: world.ipaBits,
-    xenOptions: { gnttabMaxVersion: 2 },
+    xenOptions: { gnttabMaxVersion: world.gnttabMaxVersion ?? 2 },
   };
 }
 
@@ -869,13 +869,14 @@ const poolKeys = new WeakMap<MachineHost, string>();
  * most calls ask about the same world again, and building the key and hashing
  * it anew cost as much as the rest of acquireFuzzHost but the reset.
  */
-let lastWorld: { revision: string; arch: string; ipaBits: number | null; domains: FuzzDomainSpec[]; key: string } | null = null;
+let lastWorld: { revision: string; arch: string; ipaBits: number | null; maxVer: number; domains: FuzzDomainSpec[]; key: string } | null = null;
 
 function worldKey(world: WorldConfig, domains: FuzzDomainSpec[]): string {
   const l = lastWorld;
-  if (l !== null && l.revision === world.revision && l.arch === world.arch && l.ipaBits === (world.ipaBits ?? null) && sameSpecs(l.domains, domains)) return l.key;
-  const key = JSON.stringify([world.revision, world.arch, world.ipaBits ?? null, domains]);
-  lastWorld = { revision: world.revision, arch: world.arch, ipaBits: world.ipaBits ?? null, domains: domains.map((s) => ({ ...s })), key };
+  const maxVer = world.gnttabMaxVersion ?? 2;
+  if (l !== null && l.revision === world.revision && l.arch === world.arch && l.ipaBits === (world.ipaBits ?? null) && l.maxVer === maxVer && sameSpecs(l.domains, domains)) return l.key;
+  const key = JSON.stringify([world.revision, world.arch, world.ipaBits ?? null, maxVer, domains]);
+  lastWorld = { revision: world.revision, arch: world.arch, ipaBits: world.ipaBits ?? null, maxVer, domains: domains.map((s) => ({ ...s })), key };
   return key;
 }
 

@@ -12,6 +12,18 @@ export interface WorldConfig {
   arch: Arch;
   ipaBits?: number;
   domains?: FuzzDomainSpec[];
+  /**
+   * Xen's `gnttab=max-ver:N`. Default 2 here, unlike Xen on Arm (1): with
+   * it set_version 1<->2 and status frames are reachable, which is where the
+   * grant-table bugs are; 1 fuzzes Arm's default configuration, where they
+   * are not (and arm32's set_version 2->1 BUG_ON cannot end every episode).
+   */
+  gnttabMaxVersion?: 1 | 2;
+}
+
+/** The world a reproducer was found in. */
+export function worldOf(r: FuzzRepro): WorldConfig {
+  return { revision: r.revision, arch: r.arch, ipaBits: r.ipaBits, domains: r.domains, gnttabMaxVersion: r.gnttabMaxVersion };
 }
 
 export interface ReplayResult {
@@ -50,12 +62,12 @@ export async function replaySteps(world: WorldConfig, steps: FuzzStep[], stopOn?
 
 /** Replay a reproducer; returns the violations seen (the first one of the expected invariant first). */
 export async function replayRepro(r: FuzzRepro): Promise<ReplayResult> {
-  return replaySteps({ revision: r.revision, arch: r.arch, ipaBits: r.ipaBits, domains: r.domains }, r.steps, r.expect?.variant ?? r.expect?.invariant ?? "any");
+  return replaySteps(worldOf(r), r.steps, r.expect?.variant ?? r.expect?.invariant ?? "any");
 }
 
 /** The shrinker's predicate: index of the step where `invariant` shows up, or -1. Pins decisions into `r`. */
 export async function reproTest(r: FuzzRepro, target: string): Promise<number> {
-  const res = await replaySteps({ revision: r.revision, arch: r.arch, ipaBits: r.ipaBits, domains: r.domains }, r.steps, target);
+  const res = await replaySteps(worldOf(r), r.steps, target);
   const v = res.violations.find((x) => matches(x, target));
   if (v === undefined) return -1;
   r.steps = res.steps.concat(r.steps.slice(res.steps.length));

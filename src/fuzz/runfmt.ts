@@ -7,12 +7,12 @@ import { loadRunDocument, type RunDocument } from "../run/index.js";
 import type { DomainConfig, HypercallRequest } from "../machine/api.js";
 import { encodeValue, type FuzzDomainSpec, type FuzzStep } from "./generator.js";
 import { domainConfig, fuzzMachineConfig } from "./machine-host.js";
-import { replaySteps } from "./replay.js";
+import { replaySteps, worldOf } from "./replay.js";
 import type { FuzzRepro } from "./shrink.js";
 
 /** The run document of a reproducer (replays it once to record the exact schedules). */
 export async function reproToRunDocument(r: FuzzRepro): Promise<Record<string, unknown>> {
-  const world = { revision: r.revision, arch: r.arch, ipaBits: r.ipaBits, domains: r.domains };
+  const world = worldOf(r);
   const res = await replaySteps(world, r.steps, r.expect?.invariant ?? "any");
   const specs = new Map(r.domains.map((d) => [d.domid, d]));
   const ops: unknown[] = [];
@@ -87,6 +87,8 @@ export function runDocumentToRepro(json: unknown): FuzzRepro {
     revision: doc.machine.revision ?? "head",
     arch: doc.machine.arch ?? "arm64",
     ipaBits: doc.machine.ipaBits,
+    // What `xenmm run` boots the document with: Xen's default on Arm (1) unless it says otherwise.
+    gnttabMaxVersion: doc.machine.xenOptions?.gnttabMaxVersion ?? 1,
     domains: fz.domainSpecs ?? doc.domains.map(specOf),
     steps,
     expect: fz.expect,

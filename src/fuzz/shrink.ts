@@ -16,6 +16,8 @@ export interface FuzzRepro {
   arch: Arch;
   ipaBits?: number;
   domains: FuzzDomainSpec[];
+  /** The world's `gnttab=max-ver` (WorldConfig.gnttabMaxVersion; absent = 2). */
+  gnttabMaxVersion?: 1 | 2;
   steps: FuzzStep[];
   /** What the replay must show (variant: see Violation.variant, without "/par"). */
   expect?: { invariant: InvariantName; variant?: string; op: number; message: string };

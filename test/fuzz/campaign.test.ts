@@ -4,8 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCampaign, mergeSummaries, episodeSeed, workerLoop, type WorkerJob } from "../../src/fuzz/campaign.js";
 import { fuzzMain } from "../../src/fuzz/cli.js";
-import { runDocumentToRepro } from "../../src/fuzz/runfmt.js";
-import { replayRepro } from "../../src/fuzz/replay.js";
+import { reproToRunDocument, runDocumentToRepro } from "../../src/fuzz/runfmt.js";
+import { replayRepro, worldOf } from "../../src/fuzz/replay.js";
+import { acquireFuzzHost, releaseFuzzHost } from "../../src/fuzz/machine-host.js";
+import { defaultDomains } from "../../src/fuzz/generator.js";
+import type { FuzzRepro } from "../../src/fuzz/shrink.js";
 import { loadRunDocument } from "../../src/run/index.js";
 
 describe("fuzz campaigns", () => {
@@ -61,7 +64,8 @@ describe("fuzz campaigns", () => {
   });
 
   it("head: known findings are counted apart from violations, and merge adds them up", async () => {
-    const s = await runCampaign({ revision: "head", ops: 4000, seed: 2, workers: 0, episodeOps: 400, progress: false });
+    const shard = (index: number) => runCampaign({ revision: "head", ops: 4000, seed: 2, workers: 0, episodeOps: 400, progress: false, shard: { index, count: 2 } });
+    const [s, t] = [await shard(0), await shard(1)];
     expect(s.violations).toEqual({});
     const leak = s.known["foreign-remap-leak"];
     expect(leak, JSON.stringify(s.known)).toBeDefined();
@@ -69,8 +73,37 @@ describe("fuzz campaigns", () => {
     expect(leak!.reference).toMatch(/11\.3/);
     expect(leak!.count).toBeGreaterThan(0);
     expect(leak!.count).toBeLessThanOrEqual(s.episodes);
-    const m = mergeSummaries([s, s]);
-    expect(m.known["foreign-remap-leak"]!.count).toBe(2 * leak!.count);
+    const m = mergeSummaries([s, t]);
+    expect(m.known["foreign-remap-leak"]!.count).toBe(leak!.count + (t.known["foreign-remap-leak"]?.count ?? 0));
+    expect(m.episodes).toBe(s.episodes + t.episodes);
+  });
+
+  it("--gnttab-max-ver 1 (Xen's default on Arm): arm32 episodes run their length, v2 is refused, and reproducers keep the world", async () => {
+    // With max-ver 2, arm32's set_version 2->1 BUG_ON (fact sheet 7.4) ends the episodes early.
+    const run = (gnttabMaxVersion: 1 | 2) => runCampaign({ revision: "head", arch: "arm32", ops: 2000, seed: 1, workers: 0, episodeOps: 400, progress: false, gnttabMaxVersion });
+    const [v1, v2] = [await run(1), await run(2)];
+    expect(v2.known["arm32-v2v1-bug-on"]).toBeDefined();
+    expect(v2.opsRun).toBeLessThan(2000);
+    expect(v1.known["arm32-v2v1-bug-on"]).toBeUndefined();
+    expect(v1.violations).toEqual({});
+    expect([v1.opsRun, v1.episodes, v1.gnttabMaxVersion]).toEqual([2000, 5, 1]);
+    // Pooled machines of the two worlds are kept apart: set_version 2 is -ENOSYS (38) at max-ver 1, 0 at 2 (fact sheet 7.5).
+    for (const [maxVer, rc] of [[1, -38], [2, 0], [1, -38]] as const) {
+      const h = await acquireFuzzHost({ revision: "head", arch: "arm64", gnttabMaxVersion: maxVer });
+      expect(Number(h.call(1, { op: "GNTTABOP_set_version", version: 2 } as never).rc)).toBe(rc);
+      releaseFuzzHost(h);
+    }
+    // A reproducer's run document boots the same machine, and comes back with the same world.
+    const r: FuzzRepro = { revision: "head", arch: "arm64", domains: defaultDomains(), gnttabMaxVersion: 1, steps: [{ kind: "call", call: { caller: 1, req: { op: "GNTTABOP_set_version", version: 2 } as never } }] };
+    const doc = await reproToRunDocument(r);
+    expect((doc.machine as { xenOptions: { gnttabMaxVersion: number } }).xenOptions.gnttabMaxVersion).toBe(1);
+    expect(runDocumentToRepro(JSON.stringify(doc)).gnttabMaxVersion).toBe(1);
+    expect(worldOf(r).gnttabMaxVersion).toBe(1);
+    // A hand-written document that names no max-ver gets what `xenmm run` boots: Xen's default on Arm, 1.
+    const { xenOptions: _x, ...bare } = doc.machine as Record<string, unknown>;
+    expect(runDocumentToRepro(JSON.stringify({ ...doc, machine: bare })).gnttabMaxVersion).toBe(1);
+    const res = await replayRepro(runDocumentToRepro(JSON.stringify(doc)));
+    expect(res.violations).toEqual([]);
   });
 
   it("CLI: fuzz --shard, fuzz merge", async () => {
