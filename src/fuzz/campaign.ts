@@ -375,8 +375,26 @@ export function reproToJson(r: FuzzRepro): string {
 }
 
 /** Merge campaign summaries (e.g. shards). */
+/** What must agree between summaries merged as shards of one campaign (older summaries lack the last two: defaults). */
+function campaignOf(s: CampaignSummary): string {
+  return `revision ${s.revision}, arch ${s.arch}${s.interleave ? ", interleaved" : ""}, seed ${s.seed}, gnttab max-ver ${s.gnttabMaxVersion ?? 2}${s.episodeOps !== undefined ? `, episodes of ${s.episodeOps} ops` : ""}`;
+}
+
 export function mergeSummaries(list: CampaignSummary[]): CampaignSummary {
   if (list.length === 0) throw new Error("merge: no summaries");
+  // Shards of one campaign only: other worlds or seeds would be counted as if they were its episodes.
+  const what = campaignOf(list[0]);
+  const shards = new Set<string>();
+  for (const s of list) {
+    if (campaignOf(s) !== what) throw new Error(`merge: not shards of one campaign: ${what} vs ${campaignOf(s)}`);
+    for (const sh of s.shard.split(",")) {
+      if (shards.has(sh)) throw new Error(`merge: shard ${sh} appears twice (its episodes would be counted twice)`);
+      shards.add(sh);
+    }
+  }
+  // i/n and j/m with n != m share episodes.
+  const counts = new Set([...shards].map((sh) => sh.split("/")[1]));
+  if (counts.size > 1) throw new Error(`merge: shards of different splits (${[...shards].join(", ")})`);
   const out: CampaignSummary = { ...list[0], violations: {}, variants: {}, known: {}, opsRun: 0, episodes: 0, seconds: 0, opsPerSec: 0, workerOpsPerSec: 0, shard: list.map((s) => s.shard).join(",") };
   for (const s of list) {
     out.workerOpsPerSec += s.workerOpsPerSec ?? 0;

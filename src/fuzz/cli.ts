@@ -22,7 +22,7 @@ shrunk reproducer per violated invariant (replay with: xenmm fuzz replay FILE.js
 The machine boots with Xen's gnttab=max-ver:2 unless --gnttab-max-ver 1 (Xen's
 default on Arm) is given: with 1, grant v2 and its status frames are out of
 reach, and so is arm32's set_version 2->1 panic, which otherwise ends nearly
-every arm32 episode.
+every arm32 episode. merge takes shards of one campaign only.
   xenmm fuzz replay FILE.json      replay a reproducer with the invariants on
 `;
 

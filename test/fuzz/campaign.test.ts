@@ -78,6 +78,22 @@ describe("fuzz campaigns", () => {
     expect(m.episodes).toBe(s.episodes + t.episodes);
   });
 
+  it("merge takes shards of one campaign only: no shard twice, no other world, seed or split", async () => {
+    const s = await runCampaign({ revision: "head", ops: 400, seed: 2, workers: 0, episodeOps: 200, progress: false, shard: { index: 0, count: 2 } });
+    expect(s.gnttabMaxVersion).toBe(2);
+    expect(s.episodeOps).toBe(200);
+    expect(() => mergeSummaries([s, s])).toThrow(/shard 0\/2 appears twice/);
+    const other = (x: Partial<typeof s>) => ({ ...s, shard: "1/2", ...x });
+    expect(mergeSummaries([s, other({})]).shard).toBe("0/2,1/2");
+    expect(() => mergeSummaries([s, other({ arch: "arm32" })])).toThrow(/not shards of one campaign/);
+    expect(() => mergeSummaries([s, other({ seed: 3 })])).toThrow(/not shards of one campaign/);
+    expect(() => mergeSummaries([s, other({ interleave: true })])).toThrow(/not shards of one campaign/);
+    expect(() => mergeSummaries([s, other({ gnttabMaxVersion: 1 })])).toThrow(/not shards of one campaign/);
+    expect(() => mergeSummaries([s, other({ episodeOps: 400 })])).toThrow(/not shards of one campaign/);
+    expect(() => mergeSummaries([s, other({ shard: "1/3" })])).toThrow(/different splits/);
+    expect(() => mergeSummaries([mergeSummaries([s, other({})]), other({})])).toThrow(/shard 1\/2 appears twice/);
+  });
+
   it("--gnttab-max-ver 1 (Xen's default on Arm): arm32 episodes run their length, v2 is refused, and reproducers keep the world", async () => {
     // With max-ver 2, arm32's set_version 2->1 BUG_ON (fact sheet 7.4) ends the episodes early.
     const run = (gnttabMaxVersion: 1 | 2) => runCampaign({ revision: "head", arch: "arm32", ops: 2000, seed: 1, workers: 0, episodeOps: 400, progress: false, gnttabMaxVersion });
