@@ -20,6 +20,7 @@ import { defaultDomains, encodeValue, type FuzzStep } from "./generator.js";
 import { baseVariant, matches, type InvariantName, type KnownSighting, type Violation } from "./invariants.js";
 import { KNOWN_FINDINGS, type KnownId } from "./known.js";
 import { runSeed, reproTest, replayRepro, type WorldConfig } from "./replay.js";
+import { acquireFuzzHost, releaseFuzzHost } from "./machine-host.js";
 import { shrink, type FuzzRepro } from "./shrink.js";
 import { reproToRunDocument } from "./runfmt.js";
 
@@ -63,6 +64,8 @@ export interface CampaignSummary {
   gnttabMaxVersion?: 1 | 2;
   /** Steps per episode (absent in older summaries). */
   episodeOps?: number;
+  /** The P2M's IPA size when not the arch's default. */
+  ipaBits?: number;
   seed: number;
   shard: string;
   workers: number;
@@ -220,6 +223,9 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
   const nThreads = Math.max(1, workers);
   const t0 = Date.now();
   const deadline = opts.timeLimitMs ? t0 + opts.timeLimitMs : Number.MAX_SAFE_INTEGER;
+  // A world Xen cannot boot (say arm32 with a 32-bit IPA before HEAD) is the caller's error, said once
+  // here (XenmmArgumentError), not a "crash" from every worker.
+  releaseFuzzHost(await acquireFuzzHost(world));
   const progress = new Progress(opts.progress ?? process.stderr.isTTY === true, total, opts.timeLimitMs);
   const summary: CampaignSummary = {
     revision: opts.revision,
@@ -227,6 +233,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
     interleave: opts.interleave ?? false,
     gnttabMaxVersion: world.gnttabMaxVersion,
     episodeOps,
+    ...(opts.ipaBits !== undefined ? { ipaBits: opts.ipaBits } : {}),
     seed,
     shard: `${shard.index}/${shard.count}`,
     workers,
@@ -377,7 +384,7 @@ export function reproToJson(r: FuzzRepro): string {
 /** Merge campaign summaries (e.g. shards). */
 /** What must agree between summaries merged as shards of one campaign (older summaries lack the last two: defaults). */
 function campaignOf(s: CampaignSummary): string {
-  return `revision ${s.revision}, arch ${s.arch}${s.interleave ? ", interleaved" : ""}, seed ${s.seed}, gnttab max-ver ${s.gnttabMaxVersion ?? 2}${s.episodeOps !== undefined ? `, episodes of ${s.episodeOps} ops` : ""}`;
+  return `revision ${s.revision}, arch ${s.arch}${s.interleave ? ", interleaved" : ""}, seed ${s.seed}, gnttab max-ver ${s.gnttabMaxVersion ?? 2}${s.ipaBits !== undefined ? `, ${s.ipaBits}-bit IPA` : ""}${s.episodeOps !== undefined ? `, episodes of ${s.episodeOps} ops` : ""}`;
 }
 
 export function mergeSummaries(list: CampaignSummary[]): CampaignSummary {

@@ -10,7 +10,7 @@ export const FUZZ_USAGE = `usage:
              [--interleave] [--shard i/n] [--out DIR] [--arch arm64|arm32]
              [--episode-ops N] [--time SECONDS] [--stop-on-first] [--no-shrink]
              [--progress|--no-progress] [--stop-on INVARIANT[:VARIANT]]...
-             [--gnttab-max-ver 1|2]
+             [--gnttab-max-ver 1|2] [--ipa-bits 32|36|40|42|44|48]
   xenmm fuzz merge A.json B.json ... [--out FILE]
 
 Runs generated hypercall streams (a machine reset to the world's initial state
@@ -22,7 +22,9 @@ shrunk reproducer per violated invariant (replay with: xenmm fuzz replay FILE.js
 The machine boots with Xen's gnttab=max-ver:2 unless --gnttab-max-ver 1 (Xen's
 default on Arm) is given: with 1, grant v2 and its status frames are out of
 reach, and so is arm32's set_version 2->1 panic, which otherwise ends nearly
-every arm32 episode. merge takes shards of one campaign only.
+every arm32 episode. --ipa-bits sets the P2M's IPA size (default 48 on
+arm64, 40 on arm32), and with it the root level and concatenation.
+merge takes shards of one campaign only.
   xenmm fuzz replay FILE.json      replay a reproducer with the invariants on
 `;
 
@@ -35,7 +37,7 @@ function parseNum(s: string | undefined, what: string): number {
 
 function printSummary(s: CampaignSummary): void {
   const lines = [
-    `revision ${s.revision} (${s.arch})${s.interleave ? " interleaved" : ""}${(s.gnttabMaxVersion ?? 2) !== 2 ? `, gnttab max-ver ${s.gnttabMaxVersion}` : ""}, shard ${s.shard}, ${s.workers} worker(s)`,
+    `revision ${s.revision} (${s.arch})${s.interleave ? " interleaved" : ""}${(s.gnttabMaxVersion ?? 2) !== 2 ? `, gnttab max-ver ${s.gnttabMaxVersion}` : ""}${s.ipaBits !== undefined ? `, ${s.ipaBits}-bit IPA` : ""}, shard ${s.shard}, ${s.workers} worker(s)`,
     `${s.opsRun} ops in ${s.seconds.toFixed(1)} s (${s.opsPerSec} ops/s), ${s.episodes} episodes`,
   ];
   const v = Object.entries(s.violations);
@@ -119,6 +121,7 @@ export async function fuzzMain(argv: string[]): Promise<number> {
     let doShrink = true;
     let progress: boolean | undefined;
     let gnttabMaxVersion: 1 | 2 = 2;
+    let ipaBits: number | undefined;
     for (let i = 0; i < argv.length; i++) {
       const a = argv[i];
       switch (a) {
@@ -140,6 +143,7 @@ export async function fuzzMain(argv: string[]): Promise<number> {
           gnttabMaxVersion = x === "1" ? 1 : 2;
           break;
         }
+        case "--ipa-bits": ipaBits = parseNum(argv[++i], a); break;
         case "--ops": ops = parseNum(argv[++i], a); break;
         case "--seed": seed = parseNum(argv[++i], a) >>> 0; break;
         case "--workers": workers = parseNum(argv[++i], a); break;
@@ -164,7 +168,7 @@ export async function fuzzMain(argv: string[]): Promise<number> {
     }
     if (revision === undefined) throw new Error("--revision is required");
     const s = await runCampaign({
-      revision, arch, ops, seed, workers, interleave, shard, outDir, episodeOps, gnttabMaxVersion,
+      revision, arch, ops, seed, workers, interleave, shard, outDir, episodeOps, gnttabMaxVersion, ipaBits,
       timeLimitMs: time !== undefined ? time * 1000 : undefined,
       stopWhen: stopOnFirst ? "any" : stopOn.length > 0 ? stopOn : undefined,
       shrink: doShrink,

@@ -1,6 +1,7 @@
 // FuzzHost over the real host layer (src/machine).
 
-import { createMachine, type Domain, type MachineImpl } from "../machine/machine.js";
+import type { Domain, MachineImpl } from "../machine/machine.js";
+import { createMachine } from "../api/machine.js";
 import type { DomainConfig, HypercallRequest, HypercallResult, MachineConfig } from "../machine/api.js";
 import type { LockGen } from "../locks/index.js";
 import type { FrameTableLayout, FuzzHost, GrantView, LockFinding, P2mWrite, PageView } from "./host.js";

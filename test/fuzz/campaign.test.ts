@@ -94,6 +94,20 @@ describe("fuzz campaigns", () => {
     expect(() => mergeSummaries([mergeSummaries([s, other({})]), other({})])).toThrow(/shard 1\/2 appears twice/);
   });
 
+  it("--ipa-bits: the world's P2M geometry, in the summary; a world Xen cannot boot is a usage error, not a worker crash", async () => {
+    const s = await runCampaign({ revision: "head", ops: 400, seed: 4, workers: 0, episodeOps: 200, progress: false, ipaBits: 44 });
+    expect(s.ipaBits).toBe(44);
+    expect(s.violations).toEqual({});
+    const h = await acquireFuzzHost({ revision: "head", arch: "arm64", ipaBits: 44 });
+    expect(h.ipaBits).toBe(44);
+    releaseFuzzHost(h);
+    expect(() => mergeSummaries([{ ...s, shard: "0/2" }, { ...s, shard: "1/2", ipaBits: undefined }])).toThrow(/not shards of one campaign/);
+    // arm32 has no 32-bit stage-2 configuration before HEAD (fact sheet 5.2: PRE/GFN force 40 bits).
+    await expect(runCampaign({ revision: "pre", arch: "arm32", ops: 100, workers: 2, progress: false, ipaBits: 32 })).rejects.toThrow(/ipaBits 32/);
+    expect(await fuzzMain(["--revision", "pre", "--arch", "arm32", "--ipa-bits", "32", "--ops", "100", "--no-progress"])).toBe(2);
+    expect(await fuzzMain(["--revision", "head", "--ipa-bits", "37", "--ops", "100", "--no-progress"])).toBe(2);
+  });
+
   it("--gnttab-max-ver 1 (Xen's default on Arm): arm32 episodes run their length, v2 is refused, and reproducers keep the world", async () => {
     // With max-ver 2, arm32's set_version 2->1 BUG_ON (fact sheet 7.4) ends the episodes early.
     const run = (gnttabMaxVersion: 1 | 2) => runCampaign({ revision: "head", arch: "arm32", ops: 2000, seed: 1, workers: 0, episodeOps: 400, progress: false, gnttabMaxVersion });
