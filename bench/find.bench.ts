@@ -13,6 +13,7 @@ const cases: Array<{ revision: Revision; target: string; interleave: boolean; wh
   { revision: "pre", target: "p2m-collateral", interleave: false, what: "stale grant-frame GFN removes an unrelated mapping" },
   { revision: "harden", target: "map-free:-84", interleave: false, what: "-EILSEQ wedge" },
   { revision: "gfn", target: "p2m-ref:count0/par", interleave: true, what: "XSA-486 (status frame mapped during set_version 2->1)" },
+  { revision: "gfn", target: "crash:ASSERT/par", interleave: true, what: "p2m_get_page_from_gfn: a foreign page freed between the lookup and the reference (HEAD holds the lock across)" },
 ];
 
 const median = (xs: number[]) => {
