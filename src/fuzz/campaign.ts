@@ -64,7 +64,7 @@ export interface CampaignSummary {
   gnttabMaxVersion?: 1 | 2;
   /** Steps per episode (absent in older summaries). */
   episodeOps?: number;
-  /** The P2M's IPA size when not the arch's default. */
+  /** The P2M's IPA size (absent in older summaries: the arch's default). */
   ipaBits?: number;
   seed: number;
   shard: string;
@@ -225,7 +225,9 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
   const deadline = opts.timeLimitMs ? t0 + opts.timeLimitMs : Number.MAX_SAFE_INTEGER;
   // A world Xen cannot boot (say arm32 with a 32-bit IPA before HEAD) is the caller's error, said once
   // here (XenmmArgumentError), not a "crash" from every worker.
-  releaseFuzzHost(await acquireFuzzHost(world));
+  const probe = await acquireFuzzHost(world);
+  const ipaBits = probe.ipaBits;
+  releaseFuzzHost(probe);
   const progress = new Progress(opts.progress ?? process.stderr.isTTY === true, total, opts.timeLimitMs);
   const summary: CampaignSummary = {
     revision: opts.revision,
@@ -233,7 +235,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignSummar
     interleave: opts.interleave ?? false,
     gnttabMaxVersion: world.gnttabMaxVersion,
     episodeOps,
-    ...(opts.ipaBits !== undefined ? { ipaBits: opts.ipaBits } : {}),
+    ipaBits,
     seed,
     shard: `${shard.index}/${shard.count}`,
     workers,
@@ -381,12 +383,17 @@ export function reproToJson(r: FuzzRepro): string {
   return JSON.stringify(encodeValue({ format: "xenmm-fuzz-repro/1", ...r }), null, 2) + "\n";
 }
 
-/** Merge campaign summaries (e.g. shards). */
-/** What must agree between summaries merged as shards of one campaign (older summaries lack the last two: defaults). */
+/** What must agree between summaries merged as shards of one campaign (a field older summaries lack stands for its default). */
 function campaignOf(s: CampaignSummary): string {
-  return `revision ${s.revision}, arch ${s.arch}${s.interleave ? ", interleaved" : ""}, seed ${s.seed}, gnttab max-ver ${s.gnttabMaxVersion ?? 2}${s.ipaBits !== undefined ? `, ${s.ipaBits}-bit IPA` : ""}${s.episodeOps !== undefined ? `, episodes of ${s.episodeOps} ops` : ""}`;
+  return `revision ${s.revision}, arch ${s.arch}${s.interleave ? ", interleaved" : ""}, seed ${s.seed}, gnttab max-ver ${s.gnttabMaxVersion ?? 2}, ${s.ipaBits ?? defaultIpaBits(s.arch)}-bit IPA${s.episodeOps !== undefined ? `, episodes of ${s.episodeOps} ops` : ""}`;
 }
 
+/** The IPA size a machine of `arch` gets when none is asked for. */
+export function defaultIpaBits(arch: Arch): number {
+  return arch === "arm32" ? 40 : 48;
+}
+
+/** Merge the summaries of one campaign's shards. */
 export function mergeSummaries(list: CampaignSummary[]): CampaignSummary {
   if (list.length === 0) throw new Error("merge: no summaries");
   // Shards of one campaign only: other worlds or seeds would be counted as if they were its episodes.

@@ -3,7 +3,7 @@
 import { writeFileSync } from "node:fs";
 import { REVISIONS, type Arch, type Revision } from "../machine/api.js";
 import { matches } from "./invariants.js";
-import { mergeSummaries, readSummary, runCampaign, type CampaignSummary } from "./campaign.js";
+import { defaultIpaBits, mergeSummaries, readSummary, runCampaign, type CampaignSummary } from "./campaign.js";
 
 export const FUZZ_USAGE = `usage:
   xenmm fuzz --revision pre|harden|gfn|head [--ops N] [--seed S] [--workers K]
@@ -37,7 +37,7 @@ function parseNum(s: string | undefined, what: string): number {
 
 function printSummary(s: CampaignSummary): void {
   const lines = [
-    `revision ${s.revision} (${s.arch})${s.interleave ? " interleaved" : ""}${(s.gnttabMaxVersion ?? 2) !== 2 ? `, gnttab max-ver ${s.gnttabMaxVersion}` : ""}${s.ipaBits !== undefined ? `, ${s.ipaBits}-bit IPA` : ""}, shard ${s.shard}, ${s.workers} worker(s)`,
+    `revision ${s.revision} (${s.arch})${s.interleave ? " interleaved" : ""}${(s.gnttabMaxVersion ?? 2) !== 2 ? `, gnttab max-ver ${s.gnttabMaxVersion}` : ""}${s.ipaBits !== undefined && s.ipaBits !== defaultIpaBits(s.arch) ? `, ${s.ipaBits}-bit IPA` : ""}, shard ${s.shard}, ${s.workers} worker(s)`,
     `${s.opsRun} ops in ${s.seconds.toFixed(1)} s (${s.opsPerSec} ops/s), ${s.episodes} episodes`,
   ];
   const v = Object.entries(s.violations);

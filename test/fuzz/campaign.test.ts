@@ -102,6 +102,10 @@ describe("fuzz campaigns", () => {
     expect(h.ipaBits).toBe(44);
     releaseFuzzHost(h);
     expect(() => mergeSummaries([{ ...s, shard: "0/2" }, { ...s, shard: "1/2", ipaBits: undefined }])).toThrow(/not shards of one campaign/);
+    // A summary without the field (older) stands for the arch's default IPA size.
+    const d = await runCampaign({ revision: "head", ops: 200, seed: 4, workers: 0, episodeOps: 200, progress: false, shard: { index: 0, count: 2 } });
+    expect(d.ipaBits).toBe(48);
+    expect(mergeSummaries([d, { ...d, shard: "1/2", ipaBits: undefined }]).episodes).toBe(2 * d.episodes);
     // arm32 has no 32-bit stage-2 configuration before HEAD (fact sheet 5.2: PRE/GFN force 40 bits).
     await expect(runCampaign({ revision: "pre", arch: "arm32", ops: 100, workers: 2, progress: false, ipaBits: 32 })).rejects.toThrow(/ipaBits 32/);
     expect(await fuzzMain(["--revision", "pre", "--arch", "arm32", "--ipa-bits", "32", "--ops", "100", "--no-progress"])).toBe(2);
