@@ -63,6 +63,11 @@ function logFollower(host: FuzzHost): () => void {
   host.drainP2m();
   host.changedFrames!(frames);
   host.drainLockFindings();
+  // The mappings the episode starts with (the pool answers these walks from the template's).
+  for (const d of host.domids()) {
+    const w = host.walkP2m(d) ?? [];
+    for (let i = 0; i < w.length; i += 4) if (isLeaf(w[i + 1], w[i + 2], w[i + 3])) count(w[i + 1], w[i + 2], LEVEL_PAGES[w[i + 3]], 1);
+  }
   return () => {
     const w = host.drainP2m();
     if (w !== null) for (let k = 0; k < w.length; k++) {
