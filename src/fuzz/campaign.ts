@@ -15,7 +15,7 @@ import { Worker } from "node:worker_threads";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { mkdirSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Arch, Revision } from "../machine/api.js";
+import { defaultIpaBits, type Arch, type Revision } from "../machine/api.js";
 import { defaultDomains, encodeValue, type FuzzStep } from "./generator.js";
 import { baseVariant, matches, type InvariantName, type KnownSighting, type Violation } from "./invariants.js";
 import { KNOWN_FINDINGS, type KnownId } from "./known.js";
@@ -386,11 +386,6 @@ export function reproToJson(r: FuzzRepro): string {
 /** What must agree between summaries merged as shards of one campaign (a field older summaries lack stands for its default). */
 function campaignOf(s: CampaignSummary): string {
   return `revision ${s.revision}, arch ${s.arch}${s.interleave ? ", interleaved" : ""}, seed ${s.seed}, gnttab max-ver ${s.gnttabMaxVersion ?? 2}, ${s.ipaBits ?? defaultIpaBits(s.arch)}-bit IPA${s.episodeOps !== undefined ? `, episodes of ${s.episodeOps} ops` : ""}`;
-}
-
-/** The IPA size a machine of `arch` gets when none is asked for. */
-export function defaultIpaBits(arch: Arch): number {
-  return arch === "arm32" ? 40 : 48;
 }
 
 /** Merge the summaries of one campaign's shards. */

@@ -1,9 +1,9 @@
 // `xenmm fuzz ...` and `xenmm fuzz merge ...`.
 
 import { writeFileSync } from "node:fs";
-import { REVISIONS, type Arch, type Revision } from "../machine/api.js";
+import { REVISIONS, defaultIpaBits, type Arch, type Revision } from "../machine/api.js";
 import { matches } from "./invariants.js";
-import { defaultIpaBits, mergeSummaries, readSummary, runCampaign, type CampaignSummary } from "./campaign.js";
+import { mergeSummaries, readSummary, runCampaign, type CampaignSummary } from "./campaign.js";
 
 export const FUZZ_USAGE = `usage:
   xenmm fuzz --revision pre|harden|gfn|head [--ops N] [--seed S] [--workers K]

@@ -18,7 +18,7 @@
 
 import { Prng } from "../util/prng.js";
 import type { HypercallRequest } from "../machine/api.js";
-import { DOMID_SELF, DOMID_IO, DOMID_XEN } from "../machine/api.js";
+import { DOMID_SELF, DOMID_IO, DOMID_XEN, defaultIpaBits } from "../machine/api.js";
 
 // ---- op format ---------------------------------------------------------------
 
@@ -160,7 +160,7 @@ export class OpGenerator {
     const arm32 = opts.arch === "arm32";
     this.invalidGfn = arm32 ? 0xffffffffn : 0xffffffffffffffffn;
     this.invalidGfnLess1 = this.invalidGfn - 1n;
-    const ipa = opts.ipaBits ?? (arm32 ? 40 : 48);
+    const ipa = opts.ipaBits ?? defaultIpaBits(arm32 ? "arm32" : "arm64");
     // GFNs at or beyond the reach of the root (and the classic 2^36 / 2^52).
     this.farGfns = [2 ** (ipa - 12), 2 ** 36, 2 ** 52, 2 ** 40, 2 ** 33];
     // Small GFN pool: the first RAM pages, the grant region, a few holes.

@@ -18,6 +18,11 @@ export interface XenOptions {
   dom0MemPages?: number;
 }
 
+/** The IPA size a machine gets when its config names none: Xen's PADDR_BITS (48 on arm64, 40 on arm32; FS 5.2). */
+export function defaultIpaBits(arch: Arch): number {
+  return arch === "arm32" ? 40 : 48;
+}
+
 export interface MachineConfig {
   arch?: Arch;                 // default "arm64"
   revision?: Revision;         // default "head"

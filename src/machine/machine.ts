@@ -11,6 +11,7 @@ import { GrantTable, grantTableDestroy, grantTableInit } from "../grant/index.js
 import { dispatch } from "../hypercall/dispatch.js";
 import { GuestMemory, decodeRaw, type RawCall } from "../hypercall/abi.js";
 import {
+  defaultIpaBits,
   DOMID_IO, DOMID_SELF, DOMID_XEN,
   type Arch, type DomainConfig, type HypercallRequest, type HypercallResult, type HypervisorCrash,
   type MachineConfig, type P2mEntry, type PageInfo, type Revision, type XenOptions,
@@ -116,7 +117,7 @@ export class MachineImpl {
     this.PGC_xen_heap = core.PGC_xen_heap();
     Object.defineProperty(this, "ramStartMfn", { value: core.ram_start_mfn(), enumerable: false });
     Object.defineProperty(this, "maxPage", { value: core.max_page(), enumerable: false });
-    const wantIpa = cfg.ipaBits ?? (this.is64 ? 48 : 40);
+    const wantIpa = cfg.ipaBits ?? defaultIpaBits(this.arch);
     const rc = core.p2m_geometry_init(wantIpa, false);
     if (rc !== 0) throw new RangeError(`ipaBits ${wantIpa}: Xen has no stage-2 configuration for it on ${this.arch}`);
     this.ipaBits = core.p2m_geometry_ipa_bits();
