@@ -6,8 +6,9 @@
 //   S  a call not issued (its caller or target domain is gone or crashed).
 // Per class: its share of the ops, its share of the checked loop's time, and
 // how that time splits between the host (the hypercall, or createDomain /
-// destroyDomain) and the rest (the checker and the runner). Each step is timed with performance.now(), which adds a
-// fixed cost to every row: read the shares, not the microseconds.
+// destroyDomain) and the rest (the checker and the runner). Each step is
+// timed with performance.now(), which adds a fixed cost to every row: read
+// the shares, not the microseconds.
 //   npx tsx bench/fuzz-classes.bench.ts [episodes]
 import { OpGenerator, defaultDomains } from "../src/fuzz/generator.js";
 import { acquireFuzzHost, releaseFuzzHost } from "../src/fuzz/machine-host.js";
@@ -94,10 +95,9 @@ for (const [k, r] of rows) {
 const pct = (a: number, b: number) => ((a / b) * 100).toFixed(1).padStart(5) + "%";
 console.log(`checked fuzz loop by kind of step: revision head, arm64, ${episodes} episodes of ${EP} ops (${N} steps)`);
 console.log(`  of the checked loop's time: ${pct(C, T)} in the host, ${pct(T - C, T)} in the checker and runner`);
+const line = (label: string, r: Row) =>
+  console.log(`  ${label.padEnd(36)} ${pct(r.n, N)} ${pct(r.ms, T)}   ${r.callMs > 0 ? ((r.ms - r.callMs) / r.callMs).toFixed(1) + ":1" : "-"}`);
+const byTime = (m: Map<string, Row>) => [...m].sort((a, b) => b[1].ms - a[1].ms);
 console.log("  class                                   ops    time   checker:host");
-for (const [c, r] of [...byClass].sort((a, b) => b[1].ms - a[1].ms)) {
-  console.log(`  ${("all " + c).padEnd(36)} ${pct(r.n, N)} ${pct(r.ms, T)}   ${r.callMs > 0 ? ((r.ms - r.callMs) / r.callMs).toFixed(1) + ":1" : "-"}`);
-}
-for (const [k, r] of [...rows].sort((a, b) => b[1].ms - a[1].ms).slice(0, 16)) {
-  console.log(`  ${k.padEnd(36)} ${pct(r.n, N)} ${pct(r.ms, T)}   ${r.callMs > 0 ? ((r.ms - r.callMs) / r.callMs).toFixed(1) + ":1" : "-"}`);
-}
+for (const [c, r] of byTime(byClass)) line("all " + c, r);
+for (const [k, r] of byTime(rows).slice(0, 16)) line(k, r);
